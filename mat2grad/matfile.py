@@ -1,0 +1,598 @@
+"""The MAT-file boundary: the only module that knows how MATLAB lays data out on disk.
+
+Reading
+-------
+``read_mat(path)`` returns every variable of a MAT-file as a *neutral tree* that does not
+depend on which reader decoded it:
+
+* a 1x1 struct or old-style object  -> :class:`MatStruct` (``.fields``, ``.classname``)
+* a struct array of any other shape -> :class:`MatStructArray` (object array of MatStruct)
+* a cell array                      -> ``numpy.ndarray`` of dtype object, MATLAB shape kept
+* numeric / logical                 -> ``numpy.ndarray``, at least 2-D, MATLAB shape kept,
+  *storage dtype kept* (MATLAB stores whole numbers compactly: uint8, int16, ...; use
+  :func:`as_float` to get float64; casting lazily keeps a 340x63159 uint8 example input at
+  21 MB instead of 171 MB)
+* char                              -> ``str`` (a char matrix becomes an object array of rows)
+* anything that cannot be decoded   -> :class:`Opaque` (Java objects, function handles, ...)
+
+v4/v6/v7 files are read with scipy (``squeeze_me=False`` so cell shapes and vector
+orientation survive); classdef (MCOS) objects, which scipy returns as opaque, and v7.3 (HDF5)
+files are read with mat-io (``import matio``, built on h5py). A variable that no reader can
+decode becomes an :class:`Opaque` and never stops the rest of the file from loading.
+
+Paths
+-----
+``resolve(tree, "STATE.network.values{1}")`` addresses a value the way MATLAB would write it:
+``.field``, ``{k}`` / ``{i,j}`` for cells, ``(k)`` / ``(i,j)`` for struct arrays, all 1-based.
+
+Writing
+-------
+``write_mat(path, variables)`` writes results atomically (temporary file in the target
+folder, then ``os.replace``): a failed ``savemat`` leaves a truncated file, so the target is
+never touched until the new file is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import Mat2GradError
+
+__all__ = [
+    "MatStruct",
+    "MatStructArray",
+    "Opaque",
+    "read_mat",
+    "resolve",
+    "walk",
+    "as_float",
+    "as_text",
+    "write_mat",
+    "parse_path",
+]
+
+
+# --------------------------------------------------------------------------------------
+# The neutral tree
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class MatStruct:
+    """A 1x1 MATLAB struct, or an object (``classname`` set) stored as a struct."""
+
+    fields: dict[str, Any]
+    classname: str | None = None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.fields[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.fields.get(name, default)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.fields
+
+    def __repr__(self) -> str:  # keep reprs short: records hold megabytes
+        kind = self.classname or "struct"
+        return f"<{kind} with fields {', '.join(list(self.fields)[:8])}{', ...' if len(self.fields) > 8 else ''}>"
+
+
+@dataclass
+class MatStructArray:
+    """A struct array whose shape is not 1x1 (including empty struct arrays)."""
+
+    items: np.ndarray  # object array of MatStruct, MATLAB shape
+    classname: str | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.items.shape
+
+
+@dataclass
+class Opaque:
+    """A value no reader could decode (a Java object, a function handle, an MCOS object
+    mat-io could not read). Kept in the tree so a scan can report it and move on."""
+
+    classname: str
+    reason: str = ""
+
+
+def as_float(value: Any, what: str = "value") -> np.ndarray:
+    """Return a numeric or logical MATLAB value as a float64 array (shape kept)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return np.asarray(value, dtype=np.float64)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "c":
+        raise Mat2GradError(f"{what}: complex values are not supported; pass real data")
+    if isinstance(value, bool | int | float):
+        return np.array([[float(value)]])
+    try:  # scipy.sparse
+        import scipy.sparse as sp
+
+        if sp.issparse(value):
+            return np.asarray(value.toarray(), dtype=np.float64)
+    except ImportError:  # pragma: no cover
+        pass
+    raise Mat2GradError(f"{what}: expected a numeric array, found {describe(value)}")
+
+
+def as_text(value: Any) -> str:
+    """Return a MATLAB char value as a Python str ('' for an empty array)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.ndarray) and value.size == 0:
+        return ""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
+        return as_text(value.flat[0])
+    raise Mat2GradError(f"expected text, found {describe(value)}")
+
+
+def describe(value: Any) -> str:
+    """A short MATLAB-flavoured description of a tree value, for error messages."""
+    if isinstance(value, MatStruct):
+        return f"a 1x1 {value.classname or 'struct'}"
+    if isinstance(value, MatStructArray):
+        return f"a {_dims(value.shape)} {value.classname or 'struct'} array"
+    if isinstance(value, Opaque):
+        return f"an undecodable {value.classname} object"
+    if isinstance(value, str):
+        return f"char '{value[:40]}'"
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return f"a {_dims(value.shape)} cell"
+        kind = {"b": "logical", "c": "complex"}.get(value.dtype.kind, _matlab_class(value.dtype))
+        return f"a {_dims(value.shape)} {kind} array"
+    return type(value).__name__
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape) if shape else "1x1"
+
+
+def _matlab_class(dtype: np.dtype) -> str:
+    return {"float64": "double", "float32": "single"}.get(dtype.name, dtype.name)
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------
+
+
+def read_mat(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read every variable of a MAT-file (v4, v6, v7, v7.3) into the neutral tree.
+
+    Raises:
+        Mat2GradError: the file is missing, not a MAT-file, or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise Mat2GradError(f"{path}: no such file")
+    version = _mat_version(path)
+    if version == "7.3":
+        return _read_with_matio(path, version)
+    variables = _read_with_scipy(path)
+    # classdef (MCOS) objects: scipy returns an opaque placeholder, often under the name
+    # 'None' because the real name lives in the MCOS subsystem. mat-io decodes them.
+    if any(_is_scipy_opaque(v) for v in variables.values()):
+        try:
+            decoded = _read_with_matio(path, version)
+        except Mat2GradError:
+            decoded = {}
+        variables.pop("None", None)
+        for name, value in decoded.items():
+            if name not in variables or isinstance(variables[name], Opaque):
+                variables[name] = value
+    return variables
+
+
+def _mat_version(path: Path) -> str:
+    from scipy.io.matlab import matfile_version
+
+    try:
+        with open(path, "rb") as fh:
+            major, _minor = matfile_version(fh)
+    except Exception as exc:  # scipy raises ValueError / MatReadError / IndexError
+        raise Mat2GradError(
+            f"{path}: not a MATLAB MAT-file ({exc}); save it in MATLAB with "
+            f"save('{path.name}', 'net', '-v7')"
+        ) from None
+    return {0: "4", 1: "5", 2: "7.3"}.get(major, "5")
+
+
+def _read_with_scipy(path: Path) -> dict[str, Any]:
+    import scipy.io
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # duplicate 'None' names from MCOS objects
+            raw = scipy.io.loadmat(
+                str(path),
+                squeeze_me=False,
+                struct_as_record=True,
+                chars_as_strings=True,
+                mat_dtype=False,
+                verify_compressed_data_integrity=True,
+            )
+    except Exception as exc:
+        raise Mat2GradError(
+            f"{path}: the MAT-file cannot be read ({type(exc).__name__}: {exc}); it may be "
+            "truncated or corrupt: save it again from MATLAB"
+        ) from None
+    return {
+        name: _from_scipy(value)
+        for name, value in raw.items()
+        if not name.startswith("__")
+    }
+
+
+def _is_scipy_opaque(value: Any) -> bool:
+    return isinstance(value, Opaque)
+
+
+def _read_with_matio(path: Path, version: str) -> dict[str, Any]:
+    try:
+        import matio
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise Mat2GradError(
+            f"{path}: reading this file needs the package mat-io (pip install mat-io)"
+        ) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = matio.load_from_mat(str(path))
+        return {n: _from_matio(v) for n, v in raw.items() if not n.startswith("__")}
+    except Exception as whole_exc:
+        # One undecodable variable must not hide the others: read them one by one.
+        try:
+            names = list(matio.whosmat(str(path)))
+        except Exception:
+            raise Mat2GradError(
+                f"{path}: the MAT-file (version {version}) cannot be read "
+                f"({type(whole_exc).__name__}: {whole_exc}); it may be truncated or corrupt"
+            ) from None
+        out: dict[str, Any] = {}
+        for name in names:
+            if name.startswith("__"):
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    one = matio.load_from_mat(str(path), variable_names=[name])
+                out[name] = _from_matio(one[name])
+            except Exception as exc:
+                out[name] = Opaque("unknown", f"{type(exc).__name__}: {exc}")
+        return out
+
+
+def _from_scipy(value: Any) -> Any:
+    from scipy.io.matlab import MatlabFunction, MatlabObject, MatlabOpaque
+
+    if value is None:  # scipy's reading of an empty element inside some cells
+        return np.zeros((0, 0))
+    if isinstance(value, MatlabOpaque):
+        try:
+            kind = value[0]["s2"]
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        except Exception:
+            kind = "opaque"
+        return Opaque(kind, "scipy cannot decode classdef/Java objects")
+    if isinstance(value, MatlabFunction):
+        return Opaque("function_handle")
+    if isinstance(value, np.ndarray):
+        classname = value.classname if isinstance(value, MatlabObject) else None
+        if value.dtype.names is not None:
+            return _struct(value, classname, _from_scipy)
+        if value.dtype == object:
+            out = np.empty(value.shape, dtype=object)
+            for idx, item in np.ndenumerate(value):
+                out[idx] = _from_scipy(item)
+            return out
+        if value.dtype.kind == "U":
+            return _char(value)
+        return value
+    try:
+        import scipy.sparse as sp
+
+        if sp.issparse(value):
+            return value
+    except ImportError:  # pragma: no cover
+        pass
+    return value
+
+
+def _from_matio(value: Any) -> Any:
+    from matio.utils.matclass import (
+        EmptyMatStruct,
+        MatlabCanonicalEmpty,
+        MatlabFunction,
+        MatlabObject,
+        MatlabOpaque,
+    )
+
+    if isinstance(value, MatlabCanonicalEmpty) or value is None:
+        return np.zeros((0, 0))
+    if isinstance(value, MatlabOpaque):
+        classname = str(value.classname)
+        props = value.properties
+        if isinstance(props, dict):
+            fields = {str(k): _from_matio(v) for k, v in props.items()}
+            return MatStruct(fields, classname=classname)
+        return Opaque(classname, "mat-io returned no properties")
+    if isinstance(value, MatlabFunction):
+        return Opaque("function_handle")
+    if isinstance(value, EmptyMatStruct):
+        return np.empty(value.shape, dtype=object)
+    if isinstance(value, np.ndarray):
+        classname = value.classname if isinstance(value, MatlabObject) else None
+        if value.dtype.names is not None:
+            return _struct(value, classname, _from_matio)
+        if value.dtype == object:
+            out = np.empty(value.shape if value.ndim >= 2 else (1, value.size), dtype=object)
+            for idx, item in np.ndenumerate(value.reshape(out.shape)):
+                out[idx] = _from_matio(item)
+            return out
+        if value.dtype.kind == "U":
+            return _char(value)
+        return value if value.ndim >= 2 else value.reshape(1, -1)
+    if isinstance(value, dict):
+        return MatStruct({str(k): _from_matio(v) for k, v in value.items()})
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float | np.number):
+        return np.array([[value]])
+    try:
+        import scipy.sparse as sp
+
+        if sp.issparse(value):
+            return value
+    except ImportError:  # pragma: no cover
+        pass
+    return Opaque(type(value).__name__, "unrecognised value")
+
+
+def _struct(value: np.ndarray, classname: str | None, convert) -> MatStruct | MatStructArray:
+    names = value.dtype.names or ()
+
+    def one(rec) -> MatStruct:
+        return MatStruct({n: convert(rec[n]) for n in names}, classname=classname)
+
+    if value.shape == (1, 1):
+        return one(value[0, 0])
+    items = np.empty(value.shape, dtype=object)
+    for idx in np.ndindex(value.shape):
+        items[idx] = one(value[idx])
+    return MatStructArray(items, classname=classname)
+
+
+def _char(value: np.ndarray) -> Any:
+    rows = [str(s) for s in value.reshape(-1)]
+    if len(rows) == 0:
+        return ""
+    if len(rows) == 1:
+        return rows[0]
+    out = np.empty((len(rows), 1), dtype=object)
+    for k, r in enumerate(rows):
+        out[k, 0] = r
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# MATLAB-style paths
+# --------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""\.?(?P<field>[A-Za-z_][A-Za-z0-9_]*)      # .field or a leading name
+      | \{(?P<cell>[0-9 ,]+)\}                    # {k} or {i,j}
+      | \((?P<paren>[0-9 ,]+)\)                   # (k) or (i,j)
+    """,
+    re.VERBOSE,
+)
+
+
+def parse_path(path: str) -> list[tuple[str, Any]]:
+    """Split ``a.b{1}.c(2,1)`` into ``[('field','a'), ('field','b'), ('cell',(1,)), ...]``."""
+    steps: list[tuple[str, Any]] = []
+    pos = 0
+    text = path.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos or (pos == 0 and text.startswith(".")):
+            raise Mat2GradError(
+                f"'{path}' is not a MATLAB-style path (expected e.g. net, net1.net, "
+                "STATE.network.values{1})"
+            )
+        if m.group("field"):
+            steps.append(("field", m.group("field")))
+        else:
+            kind = "cell" if m.group("cell") is not None else "paren"
+            raw = m.group("cell") if kind == "cell" else m.group("paren")
+            try:
+                idx = tuple(int(s) for s in raw.split(","))
+            except ValueError:
+                raise Mat2GradError(f"'{path}': bad index '{raw}'") from None
+            if any(i < 1 for i in idx):
+                raise Mat2GradError(f"'{path}': MATLAB indices start at 1")
+            steps.append((kind, idx))
+        pos = m.end()
+    if not steps or steps[0][0] != "field":
+        raise Mat2GradError(f"'{path}' must start with a variable name")
+    return steps
+
+
+def format_path(steps: list[tuple[str, Any]]) -> str:
+    out = ""
+    for kind, arg in steps:
+        if kind == "field":
+            out += ("." if out else "") + arg
+        elif kind == "cell":
+            out += "{" + ",".join(map(str, arg)) + "}"
+        else:
+            out += "(" + ",".join(map(str, arg)) + ")"
+    return out
+
+
+def resolve(variables: Mapping[str, Any], path: str, *, source: str = "") -> Any:
+    """Return the value at a MATLAB-style path (``net``, ``net1.net``, ``S.v{2}``)."""
+    where = f"{source}: " if source else ""
+    steps = parse_path(path)
+    value: Any = None
+    done: list[tuple[str, Any]] = []
+    for k, (kind, arg) in enumerate(steps):
+        if k == 0:
+            if arg not in variables:
+                names = ", ".join(sorted(variables)) or "none"
+                raise Mat2GradError(f"{where}no variable '{arg}' (variables: {names})")
+            value = variables[arg]
+        elif kind == "field":
+            if isinstance(value, MatStruct) and arg in value.fields:
+                value = value.fields[arg]
+            else:
+                have = (
+                    ", ".join(value.fields) if isinstance(value, MatStruct) else describe(value)
+                )
+                raise Mat2GradError(
+                    f"{where}'{format_path(done)}' has no field '{arg}' (it holds: {have})"
+                )
+        else:
+            container = value.items if isinstance(value, MatStructArray) else value
+            ok = (kind == "cell" and isinstance(value, np.ndarray) and value.dtype == object) or (
+                kind == "paren" and isinstance(value, MatStructArray | MatStruct)
+            )
+            if not ok:
+                raise Mat2GradError(
+                    f"{where}'{format_path(done)}' is {describe(value)}; "
+                    f"cannot index it with {'{}' if kind == 'cell' else '()'}"
+                )
+            if isinstance(value, MatStruct):
+                if arg in ((1,), (1, 1)):
+                    done.append((kind, arg))
+                    continue
+                raise Mat2GradError(f"{where}'{format_path(done)}' is 1x1; index out of range")
+            value = _index(container, arg, f"{where}'{format_path(done)}'")
+        done.append((kind, arg))
+    return value
+
+
+def _index(arr: np.ndarray, idx: tuple[int, ...], what: str) -> Any:
+    try:
+        if len(idx) == 1:
+            # MATLAB linear indexing is column-major
+            flat = arr.reshape(-1, order="F")
+            return flat[idx[0] - 1]
+        return arr[tuple(i - 1 for i in idx)]
+    except IndexError:
+        raise Mat2GradError(
+            f"{what} has size {_dims(arr.shape)}; index {idx} is out of range"
+        ) from None
+
+
+def walk(variables: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Yield ``(path, value)`` for every value in the tree, depth first, in file order.
+
+    Cells and struct arrays are entered element by element (column-major, as MATLAB
+    numbers them); undecodable values are yielded as :class:`Opaque` and not entered.
+    """
+
+    def rec(path: str, value: Any, depth: int) -> Iterator[tuple[str, Any]]:
+        yield path, value
+        if depth > 32:
+            return
+        if isinstance(value, MatStruct):
+            for name, child in value.fields.items():
+                yield from rec(f"{path}.{name}", child, depth + 1)
+        elif isinstance(value, MatStructArray):
+            for k, item in enumerate(value.items.reshape(-1, order="F")):
+                yield from rec(f"{path}({k + 1})", item, depth + 1)
+        elif isinstance(value, np.ndarray) and value.dtype == object:
+            for k, item in enumerate(value.reshape(-1, order="F")):
+                yield from rec(f"{path}{{{k + 1}}}", item, depth + 1)
+
+    for name, value in variables.items():
+        yield from rec(name, value, 0)
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+
+
+def write_mat(
+    path: str | os.PathLike[str],
+    variables: Mapping[str, Any],
+    *,
+    compress: bool = True,
+) -> Path:
+    """Write variables to a v7 MAT-file, atomically.
+
+    Values: numpy arrays (written as they are: float64 stays double), lists of arrays
+    (written as a 1xN cell), 2-D object arrays (cells), dicts (structs), str (char).
+    Names must be valid MATLAB identifiers of at most 63 characters.
+    """
+    import scipy.io
+
+    path = Path(path)
+    for name in variables:
+        if not _NAME.match(name):
+            raise Mat2GradError(
+                f"'{name}' is not a valid MATLAB variable name (letters, digits, underscores, "
+                "starting with a letter, at most 63 characters)"
+            )
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise Mat2GradError(f"{path}: the folder {folder} does not exist")
+    payload = {name: _to_savemat(value) for name, value in variables.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            scipy.io.savemat(
+                fh,
+                payload,
+                format="5",
+                long_field_names=True,
+                do_compression=compress,
+                oned_as="column",
+            )
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, Mat2GradError | KeyboardInterrupt):
+            raise
+        raise Mat2GradError(f"{path}: could not write the MAT-file ({exc})") from None
+    return path
+
+
+def _to_savemat(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            out = np.empty(value.shape, dtype=object)
+            for idx, item in np.ndenumerate(value):
+                out[idx] = _to_savemat(item)
+            return out
+        return value
+    if isinstance(value, list | tuple):
+        out = np.empty((1, len(value)), dtype=object)
+        for k, item in enumerate(value):
+            out[0, k] = _to_savemat(item)
+        return out
+    if isinstance(value, dict):
+        return {k: _to_savemat(v) for k, v in value.items()}
+    if isinstance(value, bool):
+        return np.array([[value]])
+    if isinstance(value, int | float):
+        return np.array([[float(value)]])  # never int64 in MATLAB
+    return value
