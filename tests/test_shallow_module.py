@@ -112,12 +112,13 @@ def test_float32_on_request():
 @requires_corpus
 def test_forward_works_per_sample_and_under_vmap():
     net = mat2grad.load(CORPUS / "shallow/marakaido_network.mat")
-    x = torch.rand(4, 768, dtype=torch.float64)
+    x = torch.rand(4, 768, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     batch = net(x)
     single = torch.stack([net(xi) for xi in x])
     mapped = torch.func.vmap(net)(x)
-    assert_close(mapped.numpy(), batch.numpy(), 1e-15, "vmap")
-    assert_close(single.numpy(), batch.numpy(), 1e-15, "per sample")
+    # same maths, different BLAS kernels (matvec vs matmul over 627 terms): round-off only
+    assert_close(mapped.numpy(), batch.numpy(), 1e-14, "vmap")
+    assert_close(single.numpy(), batch.numpy(), 1e-14, "per sample")
 
 
 def test_parameters_are_named_like_matlab_cells():
