@@ -56,3 +56,35 @@ def max_rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
 def assert_close(actual, expected, rtol: float, what: str = "") -> None:
     err = max_rel_err(actual, expected)
     assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:.1e}"
+
+#: two ways of computing the same derivative in float64 (rev vs fwd vs closed forms)
+MODES_RTOL = 1e-13
+
+#: autograd vs central finite differences where the function is smooth (float64)
+FD_RTOL = 1e-7
+
+#: float32 results vs float64
+FLOAT32_RTOL = 1e-5
+
+
+def central_differences(fn, x: np.ndarray, h: float | np.ndarray | None = None) -> np.ndarray:
+    """Per-sample Jacobian of ``fn: (Q, R) -> (Q, S)`` by central differences, computed
+    here independently of mat2grad's own check: ``(Q, S, R)``.
+
+    The step per feature is ``cbrt(eps)`` times the feature's spread over the samples
+    (its magnitude for a single sample), the step actually represented in floating point
+    is used as the denominator.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if h is None:
+        spread = x.std(0) if x.shape[0] > 1 else np.abs(x).max(0)
+        h = np.cbrt(np.finfo(np.float64).eps) * np.where(spread > 0, spread, 1.0)
+    h = np.broadcast_to(np.asarray(h, dtype=np.float64), x.shape[1:])
+    cols = []
+    for r in range(x.shape[1]):
+        plus, minus = x.copy(), x.copy()
+        plus[:, r] += h[r]
+        minus[:, r] -= h[r]
+        taken = (plus[:, r] - minus[:, r])[:, None]
+        cols.append((np.asarray(fn(plus)) - np.asarray(fn(minus))) / taken)
+    return np.stack(cols, axis=-1)

@@ -106,3 +106,216 @@ def tiny_record(**overrides):
     }
     fields.update(overrides)
     return MatStruct(fields, classname="network")
+
+
+# --------------------------------------------------------------------------------------
+# A general builder: any static topology, random weights, chosen processing functions
+# --------------------------------------------------------------------------------------
+
+
+def _settings(fcn, rows, rng):
+    """(settings struct, rows after the step) for one processing function on `rows` rows.
+
+    ``fcn`` is a name, or ``("removeconstantrows", [1-based rows to remove])``.
+    """
+    if isinstance(fcn, tuple):
+        name, remove = fcn
+        remove = np.asarray(remove, dtype=float)
+        keep = np.array([r for r in range(1, rows + 1) if r not in set(remove)], dtype=float)
+        constants = rng.uniform(-3, 3, remove.size)
+        s = MatStruct(
+            {
+                "xrows": np.array([[rows]]),
+                "yrows": np.array([[keep.size]]),
+                "keep": keep.reshape(1, -1),
+                "remove": remove.reshape(1, -1),
+                "constants": constants.reshape(-1, 1),
+                "value": constants.reshape(-1, 1),
+                "no_change": np.array([[0]]),
+            }
+        )
+        return name, s, int(keep.size)
+    if fcn == "mapminmax":
+        return fcn, mapminmax(rng.uniform(-2, 2, rows), rng.uniform(0.2, 3.0, rows)), rows
+    if fcn == "mapstd":
+        s = MatStruct(
+            {
+                "xrows": np.array([[rows]]),
+                "yrows": np.array([[rows]]),
+                "gain": rng.uniform(0.2, 3.0, (rows, 1)),
+                "xoffset": rng.uniform(-2, 2, (rows, 1)),
+                "ymean": np.array([[0.0]]),
+                "no_change": np.array([[0]]),
+            }
+        )
+        return fcn, s, rows
+    if fcn == "processpca":
+        out = max(1, rows - 1)
+        transform = rng.standard_normal((out, rows))
+        s = MatStruct(
+            {
+                "xrows": np.array([[rows]]),
+                "yrows": np.array([[out]]),
+                "transform": transform,
+                "inverseTransform": np.linalg.pinv(transform),
+                "no_change": np.array([[0]]),
+            }
+        )
+        return fcn, s, out
+    raise ValueError(fcn)
+
+
+def network_record(
+    input_sizes=(3,),
+    layers=((4, "tansig"), (2, "purelin")),
+    *,
+    input_connect=None,
+    layer_connect=None,
+    output_layers=None,
+    input_steps=None,
+    output_steps=None,
+    weight_fcn="dotprod",
+    net_input="netsum",
+    bias=True,
+    seed=0,
+    scale=1.0,
+):
+    """A static network record with random weights.
+
+    Defaults: every input feeds layer 1, layer k feeds layer k+1, the last layer is the
+    output, mapminmax on every input and output. ``input_connect`` / ``layer_connect`` are
+    sets of 1-based ``(to, from)`` pairs; ``output_layers`` 1-based layer numbers;
+    ``input_steps`` / ``output_steps`` one list of processing functions per input/output
+    (processFcns order; see :func:`_settings`).
+    """
+    rng = np.random.default_rng(seed)
+    n_in, n_layers = len(input_sizes), len(layers)
+    if input_connect is None:
+        input_connect = {(1, j) for j in range(1, n_in + 1)}
+    if layer_connect is None:
+        layer_connect = {(k + 1, k) for k in range(1, n_layers)}
+    if output_layers is None:
+        output_layers = (n_layers,)
+    if input_steps is None:
+        input_steps = [["mapminmax"]] * n_in
+    if output_steps is None:
+        output_steps = [["mapminmax"]] * len(output_layers)
+
+    inputs, processed = [], []
+    for j, size in enumerate(input_sizes):
+        fcns, sets, rows = [], [], size
+        for fcn in input_steps[j]:
+            name, s, rows = _settings(fcn, rows, rng)
+            fcns.append(name)
+            sets.append(s)
+        processed.append(rows)
+        inputs.append(
+            MatStruct(
+                {
+                    "name": f"in{j + 1}",
+                    "size": np.array([[size]]),
+                    "processedSize": np.array([[rows]]),
+                    "processFcns": cell(*fcns, shape=(1, len(fcns))),
+                    "processSettings": cell(*sets, shape=(1, len(sets))),
+                    "feedbackOutput": np.zeros((0, 0)),
+                }
+            )
+        )
+
+    outputs = cell(*([empty()] * n_layers), shape=(1, n_layers))
+    for k, layer in enumerate(output_layers):
+        size = layers[layer - 1][0]
+        fcns, sets = [], []
+        # settings are built processed side first: the raw side may be larger (rcr)
+        raw = size  # the raw side is larger after removeconstantrows and processpca
+        for fcn in reversed(output_steps[k]):
+            if isinstance(fcn, tuple):
+                raw += len(fcn[1])
+            elif fcn == "processpca":
+                raw += 1
+        rows = raw
+        for fcn in output_steps[k]:
+            name, s, rows = _settings(fcn, rows, rng)
+            fcns.append(name)
+            sets.append(s)
+        assert rows == size, "output processing must end at the layer size"
+        outputs[0, layer - 1] = MatStruct(
+            {
+                "name": f"out{layer}",
+                "size": np.array([[raw]]),
+                "processFcns": cell(*fcns, shape=(1, len(fcns))),
+                "processSettings": cell(*sets, shape=(1, len(sets))),
+                "feedbackMode": "none",
+            }
+        )
+
+    iw = np.empty((n_layers, n_in), dtype=object)
+    iw_props = np.empty((n_layers, n_in), dtype=object)
+    lw = np.empty((n_layers, n_layers), dtype=object)
+    lw_props = np.empty((n_layers, n_layers), dtype=object)
+    for arr in (iw, iw_props, lw, lw_props):
+        for idx in np.ndindex(arr.shape):
+            arr[idx] = empty()
+    prop = MatStruct({"weightFcn": weight_fcn, "delays": np.array([[0]])})
+    for to, src in sorted(input_connect):
+        iw[to - 1, src - 1] = scale * rng.standard_normal((layers[to - 1][0], processed[src - 1]))
+        iw_props[to - 1, src - 1] = prop
+    for to, src in sorted(layer_connect):
+        lw[to - 1, src - 1] = scale * rng.standard_normal((layers[to - 1][0], layers[src - 1][0]))
+        lw_props[to - 1, src - 1] = prop
+    b = cell(*[rng.standard_normal((size, 1)) if bias else empty() for size, _ in layers])
+
+    connect = np.zeros((n_layers, n_in), dtype=np.uint8)
+    for to, src in input_connect:
+        connect[to - 1, src - 1] = 1
+    lconnect = np.zeros((n_layers, n_layers), dtype=np.uint8)
+    for to, src in layer_connect:
+        lconnect[to - 1, src - 1] = 1
+    oconnect = np.zeros((1, n_layers), dtype=np.uint8)
+    for layer in output_layers:
+        oconnect[0, layer - 1] = 1
+    fields = {
+        "version": "8",
+        "name": "synthetic",
+        "numInputs": np.array([[n_in]]),
+        "numLayers": np.array([[n_layers]]),
+        "numOutputs": np.array([[len(output_layers)]]),
+        "biasConnect": np.full((n_layers, 1), 1 if bias else 0, dtype=np.uint8),
+        "inputConnect": connect,
+        "layerConnect": lconnect,
+        "outputConnect": oconnect,
+        "inputs": cell(*inputs),
+        "layers": cell(
+            *[
+                MatStruct(
+                    {
+                        "name": f"layer{k + 1}",
+                        "size": np.array([[size]]),
+                        "transferFcn": transfer,
+                        "netInputFcn": net_input,
+                    }
+                )
+                for k, (size, transfer) in enumerate(layers)
+            ]
+        ),
+        "outputs": outputs,
+        "inputWeights": iw_props,
+        "layerWeights": lw_props,
+        "IW": iw,
+        "LW": lw,
+        "b": b,
+        "performFcn": "mse",
+        "performParam": MatStruct({"normalization": "none", "regularization": np.array([[0]])}),
+    }
+    return MatStruct(fields, classname="network")
+
+
+def network(*args, dtype=None, **kwargs):
+    """:func:`network_record` parsed and built as a ShallowNetwork."""
+    import torch
+
+    from mat2grad.shallow.module import ShallowNetwork
+    from mat2grad.shallow.record import parse_network
+
+    spec = parse_network(network_record(*args, **kwargs), path="synthetic")
+    return ShallowNetwork(spec, dtype=dtype or torch.float64)

@@ -1,0 +1,409 @@
+"""The closed-form Jacobian of a static shallow network (``mode="analytic"``).
+
+NOTE: [Closed-form Jacobian]
+    For a static network with ``dotprod`` weights, ``netsum`` net inputs, per-element (or
+    softmax) transfer functions and affine processing, the chain rule gives, per sample,
+
+        J_kj = G_out_k . (sum over paths of W . D . W . D ... W) . G_in_j
+
+    with ``G_in_j`` the (constant) Jacobian of input j's processing, ``G_out_k`` that of
+    output k's reverse processing and ``D`` the diagonal matrices of transfer derivatives.
+    The sum is accumulated backwards over the layer graph for all output rows at once
+    (``S`` stacked cotangents, like ``S`` reverse passes fused into batched GEMMs). An
+    adjoint stays a constant ``S x H`` matrix until it meets a non-linear layer; where a
+    constant adjoint ``M`` meets a non-linear layer fed straight by an input, the whole
+    contribution is one GEMM, ``J += d @ K`` with ``K[h, (s, r)] = M[s, h] (W G_in)[h, r]``
+    and ``d`` the ``(c, H)`` derivatives: for a one-hidden-layer network that is the entire
+    Jacobian, ``G_out W2 diag(f'(n1)) W1 G_in``, at the cost of one small GEMM per chunk.
+
+    The forward pass repeats the module's own operations in the same order (the outputs
+    are bitwise those of ``ShallowNetwork.forward``) into reusable buffers. Derivatives at
+    kinks follow torch's conventions (autodiff.py, NOTE [Kinks]); the tests check every
+    transfer function against torch's autograd, and the whole against the generic modes.
+
+Networks outside that class (dynamic networks, ``dist``/``negdist``/``normprod``/``mandist``
+weights, ``netprod``, ``fixunknowns`` inputs) have no closed form here; ``mode="auto"`` then
+falls back to autograd.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .functions import ZERO_DERIVATIVE
+from .module import ProcessingChain, ShallowNetwork
+
+__all__ = ["closed_form", "ClosedForm", "DERIVATIVE"]
+
+
+# --------------------------------------------------------------------------------------
+# Transfer derivatives f'(n) from the net input n and the activation a = f(n), elementwise.
+# Conventions at kinks are torch's (autodiff.py NOTE [Kinks]).
+# --------------------------------------------------------------------------------------
+
+
+def _tansig(n: Tensor, a: Tensor, out: Tensor) -> Tensor:
+    return torch.addcmul(_one(a), a, a, value=-1.0, out=out)  # 1 - a^2
+
+
+def _logsig(n: Tensor, a: Tensor, out: Tensor) -> Tensor:
+    torch.sub(_one(a), a, out=out)
+    return out.mul_(a)  # a (1 - a)
+
+
+def _one(a: Tensor) -> Tensor:
+    return torch.ones((), dtype=a.dtype, device=a.device)
+
+
+DERIVATIVE: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor] | None] = {
+    "purelin": None,  # identity: adjoints stay constant
+    "tansig": _tansig,
+    "logsig": _logsig,
+    "poslin": lambda n, a, out: out.copy_(n > 0),  # relu'(0) = 0
+    "satlin": lambda n, a, out: out.copy_((n >= 0) & (n <= 1)),  # clamp: 1 at the corners
+    "satlins": lambda n, a, out: out.copy_((n >= -1) & (n <= 1)),
+    "radbas": lambda n, a, out: torch.mul(n, a, out=out).mul_(-2.0),  # -2 n exp(-n^2)
+    "tribas": lambda n, a, out: out.copy_(torch.where(torch.abs(n) <= 1, -torch.sign(n), 0.0)),
+    "elliotsig": lambda n, a, out: out.copy_(1.0 / torch.square(1.0 + torch.abs(n))),
+    "elliot2sig": lambda n, a, out: out.copy_(2.0 * torch.abs(n) / torch.square(1.0 + n * n)),
+    "netinv": lambda n, a, out: torch.mul(a, a, out=out).neg_(),  # d(1/n) = -1/n^2
+}
+
+#: transfer functions acting on a whole column, with their vector-Jacobian products
+_COLUMNWISE = ("softmax", "radbasn")
+
+#: processing functions that are affine in the raw values (constant Jacobian)
+_AFFINE_INPUT = frozenset({"mapminmax", "mapstd", "removeconstantrows", "processpca"})
+_AFFINE_OUTPUT = _AFFINE_INPUT | {"fixunknowns"}  # its reverse only selects rows
+
+
+def _support(model: ShallowNetwork) -> str | None:
+    """Why the closed form does not apply, or None when it does."""
+    spec = model.spec
+    if spec.is_dynamic:
+        return "the network is dynamic"
+    for w in spec.weights:
+        if w.fcn != "dotprod":
+            return f"{w.label} uses the weight function {w.fcn}"
+    for layer in spec.layers:
+        if layer.net_input != "netsum":
+            return f"layer {layer.index} uses the net input function {layer.net_input}"
+        t = layer.transfer
+        if t not in DERIVATIVE and t not in _COLUMNWISE and t not in ZERO_DERIVATIVE:
+            return f"layer {layer.index} uses {t}"
+    for inp in spec.inputs:
+        for s in inp.steps:
+            if s.fcn not in _AFFINE_INPUT:
+                return f"input {inp.index} is processed by {s.fcn}"
+    for out in spec.outputs:
+        for s in out.steps:
+            if s.fcn not in _AFFINE_OUTPUT:
+                return f"output {out.layer} is processed by {s.fcn}"
+    return None
+
+
+def closed_form(model: ShallowNetwork, wrt: tuple[int, ...]) -> tuple[ClosedForm | None, str]:
+    """The closed form for ``model`` (differentiating with respect to inputs ``wrt``,
+    0-based), or ``(None, reason)`` when the network is outside its class."""
+    why = _support(model)
+    if why is not None:
+        return None, why
+    return ClosedForm(model, wrt), ""
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _affine_jacobian(fn: Callable[[Tensor], Tensor], size: int, like: Tensor) -> Tensor:
+    """The constant Jacobian of an affine map of ``size`` values, exact: forward mode on
+    ``size`` samples at 0, sample r carrying the tangent e_r (one pass)."""
+    from ..autodiff import _forward_ad
+
+    fwAD = _forward_ad()
+    zero = torch.zeros(size, size, dtype=like.dtype, device=like.device)
+    eye = torch.eye(size, dtype=like.dtype, device=like.device)
+    with torch.no_grad(), fwAD.dual_level():
+        tangent = fwAD.unpack_dual(fn(fwAD.make_dual(zero, eye))).tangent
+    if tangent is None:  # the map ignores its input (every row constant)
+        return torch.zeros(fn(zero[:1]).shape[-1], size, dtype=like.dtype, device=like.device)
+    return tangent.T.contiguous()
+
+
+def _is_scaling(chain: ProcessingChain) -> bool:
+    return all(s.fcn in ("mapminmax", "mapstd") for s in chain.steps)
+
+
+@dataclass
+class _Adjoint:
+    """d(stacked outputs)/d(activation of a layer): constant (S, H) or batched (c, S, H)."""
+
+    value: Tensor
+    batched: bool
+
+    def plus(self, other: _Adjoint) -> _Adjoint:
+        return _Adjoint(self.value + other.value, self.batched or other.batched)
+
+
+class ClosedForm:
+    """Callable ``(xs, J, Y)``: fills ``J[k][jj]`` (c, S_k, R_j) and ``Y[k]`` (c, S_k) for
+    one chunk, like the generic methods of :mod:`mat2grad.autodiff`."""
+
+    def __init__(self, model: ShallowNetwork, wrt: tuple[int, ...]):
+        self.model = model
+        self.spec = spec = model.spec
+        self.wrt = wrt
+        like = next(iter(model.parameters()), None)
+        if like is None:  # pragma: no cover - every network has weights
+            like = torch.zeros((), dtype=torch.float64)
+        self.like = like
+        self.incoming = {
+            layer.index: [w for w in spec.input_weights if w.to == layer.index]
+            + [w for w in spec.layer_weights if w.to == layer.index]
+            for layer in spec.layers
+        }
+        self.sizes = {layer.index: layer.size for layer in spec.layers}
+        # processing Jacobians (constant), and where they are structurally zero
+        self.g_in = [
+            _affine_jacobian(chain.apply, inp.size, like)
+            for chain, inp in zip(model.input_processing, spec.inputs, strict=True)
+        ]
+        self.g_out = [
+            _affine_jacobian(chain.reverse, out.processed_size, like)
+            for chain, out in zip(model.output_processing, spec.outputs, strict=True)
+        ]
+        self.zero_cols = [torch.nonzero(~g.any(0)).reshape(-1) for g in self.g_in]
+        rows = [o.size for o in spec.outputs]
+        self.offsets = [sum(rows[:k]) for k in range(len(rows))]
+        self.s_total = sum(rows)
+        zero_rows = [
+            torch.nonzero(~g.any(1)).reshape(-1) + off
+            for g, off in zip(self.g_out, self.offsets, strict=True)
+        ]
+        self.zero_rows = torch.cat(zero_rows) if zero_rows else torch.zeros(0, dtype=torch.long)
+        # seeds: the stacked output rows' derivative w.r.t. each output layer's activation
+        self.seeds: dict[int, Tensor] = {}
+        for k, out in enumerate(spec.outputs):
+            seed = torch.zeros(
+                self.s_total, out.processed_size, dtype=like.dtype, device=like.device
+            )
+            seed[self.offsets[k] : self.offsets[k] + out.size] = self.g_out[k]
+            if out.layer in self.seeds:
+                self.seeds[out.layer] = self.seeds[out.layer] + seed
+            else:
+                self.seeds[out.layer] = seed
+        self.single = len(spec.outputs) == 1
+        self._ws: dict[str, Tensor] = {}
+        itemsize = like.element_size()
+        h_sum = sum(self.sizes.values())
+        r_sum = sum(inp.size + inp.processed_size for inp in spec.inputs)
+        batched = self._has_batched_adjoints()
+        self.bytes_per_sample = itemsize * (
+            3 * h_sum
+            + r_sum
+            + 2 * self.s_total * sum(spec.inputs[j].size for j in wrt)
+            + (3 * self.s_total * max(self.sizes.values()) if batched else 0)
+            + self.s_total
+        )
+
+    # ----------------------------------------------------------------------------------
+    def _has_batched_adjoints(self) -> bool:
+        """True when some adjoint is per sample (a non-linear layer feeds another layer)."""
+        for i in self.spec.order:
+            transfer = self.spec.layers[i - 1].transfer
+            if transfer == "purelin" or transfer in ZERO_DERIVATIVE:
+                continue
+            if any(w.kind == "LW" for w in self.incoming[i]):
+                return True
+            if transfer in _COLUMNWISE:
+                return True
+        return False
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> Tensor:
+        """A reusable work buffer (first-touch page faults cost more than the maths)."""
+        buf = self._ws.get(name)
+        need = math.prod(shape)
+        if buf is None or buf.numel() < need:
+            buf = torch.empty(need, dtype=self.like.dtype, device=self.like.device)
+            self._ws[name] = buf
+        return buf[:need].view(shape)
+
+    def _weight(self, kind: str, to: int, source: int) -> Tensor:
+        return (self.model.IW if kind == "IW" else self.model.LW)[f"{to}_{source}"]
+
+    # ----------------------------------------------------------------------------------
+    def __call__(self, xs: list[Tensor], J: list[list[Tensor]], Y: list[Tensor] | None) -> None:
+        with torch.no_grad():
+            p, n, a = self._forward(xs, Y)
+            self._jacobian(xs[0].shape[0], n, a, J)
+
+    def _forward(
+        self, xs: list[Tensor], Y: list[Tensor] | None
+    ) -> tuple[list[Tensor], dict[int, Tensor], dict[int, Tensor]]:
+        model, spec = self.model, self.spec
+        c = xs[0].shape[0]
+        p: list[Tensor] = []
+        for j, (chain, x) in enumerate(zip(model.input_processing, xs, strict=True)):
+            if chain.steps and _is_scaling(chain):
+                # (x - xoffset) .* gain + ymin, as functions.py computes it, in place
+                buf = self._buffer(f"p{j}", (c, spec.inputs[j].processed_size))
+                buf.copy_(x)
+                for k, step in enumerate(chain.steps):
+                    s = chain._settings(k)
+                    base = s["ymin"] if step.fcn == "mapminmax" else s["ymean"]
+                    buf.sub_(s["xoffset"]).mul_(s["gain"]).add_(base)
+                p.append(buf)
+            else:
+                p.append(chain.apply(x))
+        n: dict[int, Tensor] = {}
+        a: dict[int, Tensor] = {}
+        for i in spec.order:
+            layer = spec.layers[i - 1]
+            ni = self._buffer(f"n{i}", (c, layer.size))
+            first = True
+            for w in self.incoming[i]:
+                src = p[w.source - 1] if w.kind == "IW" else a[w.source]
+                weight = self._weight(w.kind, w.to, w.source)
+                if first:
+                    torch.mm(src, weight.T, out=ni)
+                    first = False
+                else:
+                    ni.add_(src @ weight.T)
+            if str(i) in model.b:
+                if first:
+                    ni.copy_(model.b[str(i)].expand(c, layer.size))
+                else:
+                    ni.add_(model.b[str(i)])
+            elif first:  # pragma: no cover - the module refuses such layers too
+                ni.zero_()
+            n[i] = ni
+            t = layer.transfer
+            if t == "purelin":
+                a[i] = ni
+            elif t == "tansig":
+                a[i] = torch.tanh(ni, out=self._buffer(f"a{i}", (c, layer.size)))
+            elif t == "logsig":
+                a[i] = torch.sigmoid(ni, out=self._buffer(f"a{i}", (c, layer.size)))
+            else:
+                from .functions import TRANSFER
+
+                a[i] = TRANSFER[t].apply(ni)
+        if Y is not None:
+            for k, (chain, out) in enumerate(
+                zip(model.output_processing, spec.outputs, strict=True)
+            ):
+                src = a[out.layer]
+                if chain.steps and _is_scaling(chain):
+                    Y[k].copy_(src)
+                    for m in reversed(range(len(chain.steps))):
+                        s = chain._settings(m)
+                        base = s["ymin"] if chain.steps[m].fcn == "mapminmax" else s["ymean"]
+                        Y[k].sub_(base).div_(s["gain"]).add_(s["xoffset"])
+                else:
+                    Y[k].copy_(chain.reverse(src))
+        return p, n, a
+
+    def _derivative(self, i: int, n: Tensor, a: Tensor) -> Tensor:
+        transfer = self.spec.layers[i - 1].transfer
+        fn = DERIVATIVE[transfer]
+        assert fn is not None
+        return fn(n, a, self._buffer(f"d{i}", tuple(n.shape)))
+
+    def _jacobian(
+        self, c: int, n: dict[int, Tensor], a: dict[int, Tensor], J: list[list[Tensor]]
+    ) -> None:
+        spec = self.spec
+        adj: dict[int, _Adjoint] = {
+            layer: _Adjoint(seed, False) for layer, seed in self.seeds.items()
+        }
+        # per selected input: terms of d(stacked outputs)/d(raw input), (c, S, R_j)
+        dest: dict[int, Tensor] = {}
+        started: dict[int, bool] = {}
+        for jj, j in enumerate(self.wrt):
+            r = spec.inputs[j].size
+            if self.single and J[0][jj].is_contiguous():
+                dest[j] = J[0][jj]
+            else:
+                dest[j] = self._buffer(f"J{j}", (c, self.s_total, r))
+            started[j] = False
+        processed: dict[int, list[_Adjoint]] = {j: [] for j in self.wrt}
+
+        def add_to(j: int, value: Tensor) -> None:
+            if started[j]:
+                dest[j].add_(value)
+            else:
+                dest[j].copy_(value.expand_as(dest[j]))
+                started[j] = True
+
+        for i in reversed(spec.order):
+            if i not in adj:
+                continue
+            g = adj.pop(i)
+            transfer = spec.layers[i - 1].transfer
+            if transfer in ZERO_DERIVATIVE:
+                continue  # derivative 0 almost everywhere: no contribution
+            d = None
+            if transfer in _COLUMNWISE:
+                gn = self._columnwise_vjp(transfer, g, n[i], a[i])
+            elif transfer == "purelin":
+                gn = g
+            else:
+                d = self._derivative(i, n[i], a[i])
+                gn = None  # formed lazily: the outer-K path never needs it
+            for w in self.incoming[i]:
+                weight = self._weight(w.kind, w.to, w.source)
+                if w.kind == "IW" and (w.source - 1) not in self.wrt:
+                    continue
+                if d is not None and not g.batched and w.kind == "IW":
+                    # one GEMM to the raw-unit Jacobian: J += d @ K
+                    j = w.source - 1
+                    a_raw = weight @ self.g_in[j]  # (H, R_j)
+                    k_mat = (g.value.T[:, :, None] * a_raw[:, None, :]).reshape(weight.shape[0], -1)
+                    flat = dest[j].view(c, -1)
+                    if started[j]:
+                        flat.addmm_(d, k_mat)
+                    else:
+                        torch.mm(d, k_mat, out=flat)
+                        started[j] = True
+                    continue
+                if gn is None:
+                    assert d is not None
+                    gn = _Adjoint(
+                        g.value * d[:, None, :] if g.batched else g.value[None] * d[:, None, :],
+                        True,
+                    )
+                contribution = _Adjoint(gn.value @ weight, gn.batched)
+                if w.kind == "LW":
+                    prev = adj.get(w.source)
+                    adj[w.source] = contribution if prev is None else prev.plus(contribution)
+                else:
+                    processed[w.source - 1].append(contribution)
+        for j in self.wrt:
+            for term in processed[j]:
+                add_to(j, term.value @ self.g_in[j])
+            if not started[j]:
+                dest[j].zero_()
+            if self.zero_cols[j].numel():
+                dest[j].index_fill_(2, self.zero_cols[j].to(dest[j].device), 0.0)
+            if self.zero_rows.numel():
+                dest[j].index_fill_(1, self.zero_rows.to(dest[j].device), 0.0)
+        for jj, j in enumerate(self.wrt):
+            if dest[j] is J[0][jj]:
+                continue
+            for k, out in enumerate(spec.outputs):
+                off = self.offsets[k]
+                J[k][jj].copy_(dest[j][:, off : off + out.size])
+
+    @staticmethod
+    def _columnwise_vjp(transfer: str, g: _Adjoint, n: Tensor, a: Tensor) -> _Adjoint:
+        """g . d(transfer)/dn for softmax-type layers, per sample: (c, S, H)."""
+        gv = g.value if g.batched else g.value[None]
+        am = a[:, None, :]
+        out = am * (gv - (gv * am).sum(-1, keepdim=True))  # softmax: a (g - <g, a>)
+        if transfer == "radbasn":  # a = softmax(-n^2)
+            out = out * (-2.0 * n[:, None, :])
+        return _Adjoint(out, True)
