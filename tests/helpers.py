@@ -57,6 +57,7 @@ def assert_close(actual, expected, rtol: float, what: str = "") -> None:
     err = max_rel_err(actual, expected)
     assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:.1e}"
 
+
 #: two ways of computing the same derivative in float64 (rev vs fwd vs closed forms)
 MODES_RTOL = 1e-13
 

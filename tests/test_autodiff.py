@@ -188,8 +188,9 @@ def _one_hidden(spec):
         and [o.layer for o in spec.outputs] == [2]
         and spec.layers[0].transfer in ("tansig", "logsig", "poslin")
         and spec.layers[1].transfer in ("purelin", "tansig", "softmax")
-        and all(s.fcn in ("mapminmax", "mapstd", "removeconstantrows")
-                for s in spec.inputs[0].steps)
+        and all(
+            s.fcn in ("mapminmax", "mapstd", "removeconstantrows") for s in spec.inputs[0].steps
+        )
     )
 
 
@@ -198,7 +199,8 @@ def _one_hidden(spec):
     [
         c
         for c in corpus_cases("shallow/")
-        if c.values is None or c.values[0]["file"].split("/")[1].split("_")[0]
+        if c.values is None
+        or c.values[0]["file"].split("/")[1].split("_")[0]
         in ("abj247", "akobell5", "dan", "mahmoudjumaa", "marakaido", "saniavn")
     ],
 )
@@ -256,7 +258,9 @@ def test_nan_inputs_give_nan_rows_in_every_mode():
 @pytest.mark.parametrize("transfer", sorted(TRANSFER))
 @pytest.mark.parametrize("position", ["hidden", "output"])
 def test_every_transfer_function(transfer, position):
-    layers = ((5, transfer), (2, "purelin")) if position == "hidden" else ((5, "tansig"), (3, transfer))
+    layers = (
+        ((5, transfer), (2, "purelin")) if position == "hidden" else ((5, "tansig"), (3, transfer))
+    )
     net = network((3,), layers, seed=3)
     x = np.random.default_rng(1).uniform(-2, 2, (60, 3))
     if transfer in ZERO_DERIVATIVE:
@@ -285,8 +289,13 @@ def test_every_transfer_function(transfer, position):
     ids=["none", "mapminmax", "mapstd", "removeconstantrows", "pca+rcr-out", "chain"],
 )
 def test_processing_functions(input_steps, output_steps):
-    net = network((5,), ((6, "tansig"), (3, "purelin")), input_steps=input_steps,
-                  output_steps=output_steps, seed=4)
+    net = network(
+        (5,),
+        ((6, "tansig"), (3, "purelin")),
+        input_steps=input_steps,
+        output_steps=output_steps,
+        seed=4,
+    )
     x = np.random.default_rng(2).normal(size=(50, 5))
     J = _modes_agree(net, x)[0]
     fd = central_differences(_predict_fn(net), x)
