@@ -523,6 +523,12 @@ def _plan(setup: _Setup, mode: str, chunk_size: int | None) -> _Plan:
     return _Plan(mode, method, _chunk_size(chunk_size, per, setup.q), per)
 
 
+def _release(plan: _Plan) -> None:
+    release = getattr(plan.method, "release", None)
+    if release is not None:
+        release()
+
+
 def _alloc_blocks(setup: _Setup, c: int, device: torch.device) -> list[list[Tensor]]:
     return [
         [
@@ -623,6 +629,7 @@ class JacobianChunks:
                     bar.update(c)
             finally:
                 bar.close()
+                _release(plan)
 
 
 def jacobian_chunks(
@@ -728,6 +735,7 @@ def jacobian(
                 bar.update(c)
         finally:
             bar.close()
+            _release(plan)
     J = _nest(setup, out)
     return (J, _outputs(setup, ys)) if return_outputs else J
 

@@ -648,3 +648,18 @@ def test_check_points_come_from_the_network():
         check_points(net)
     with pytest.raises(Mat2GradError, match="no example inputs"):
         check_points(nn.Linear(2, 2))
+
+
+def test_closed_form_follows_changes_to_the_network():
+    """The closed-form plan is kept on the model between calls; changing weights or
+    processing settings in place must be seen by the next call."""
+    net = network((4,), ((6, "tansig"), (2, "purelin")))
+    x = np.random.default_rng(0).normal(size=(9, 4))
+    before = jacobian(net, x).numpy()
+    with torch.no_grad():
+        net.IW["1_1"].mul_(2.0)
+        net.input_processing[0].s0_gain.mul_(3.0)
+        net.output_processing[0].s0_gain.mul_(0.5)
+    after = jacobian(net, x).numpy()
+    assert np.abs(after - before).max() > 1e-3
+    assert_close(after, jacobian(net, x, mode="rev").numpy(), MODES_RTOL, "after the change")

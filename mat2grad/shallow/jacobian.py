@@ -113,7 +113,26 @@ def closed_form(model: ShallowNetwork, wrt: tuple[int, ...]) -> tuple[ClosedForm
     why = _support(model)
     if why is not None:
         return None, why
-    return ClosedForm(model, wrt), ""
+    # Building a plan costs milliseconds (the processing Jacobians), so it is kept on the
+    # model for repeated calls on small batches. It reads the weights at call time; the
+    # key covers what it precomputes: the processing settings (in-place changes bump
+    # their version counters), dtype and device.
+    key = (
+        wrt,
+        tuple(
+            (b.data_ptr(), b._version, b.dtype, str(b.device))
+            for chains in (model.input_processing, model.output_processing)
+            for b in chains.buffers()
+        ),
+        next(model.parameters()).dtype,
+        str(next(model.parameters()).device),
+    )
+    cached = model.__dict__.get("_mat2grad_closed_form")
+    if cached is not None and cached[0] == key:
+        return cached[1], ""
+    plan = ClosedForm(model, wrt)
+    object.__setattr__(model, "_mat2grad_closed_form", (key, plan))
+    return plan, ""
 
 
 # --------------------------------------------------------------------------------------
@@ -222,6 +241,10 @@ class ClosedForm:
             if transfer in _COLUMNWISE:
                 return True
         return False
+
+    def release(self) -> None:
+        """Drop the work buffers (called when a computation ends)."""
+        self._ws.clear()
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> Tensor:
         """A reusable work buffer (first-touch page faults cost more than the maths)."""
