@@ -247,7 +247,13 @@ def _setup(
         name=_model_name(model),
     )
     _freeze(setup)
-    try:
+    declared_out = getattr(model, "output_shapes", None)
+    if declared is not None and declared_out and tuple(map(tuple, declared)) == setup.in_shapes:
+        # the model declares its shapes (the model contract) and the inputs match them
+        setup.tuple_output = len(declared_out) > 1
+        setup.out_shapes = tuple(tuple(s) for s in declared_out)
+        return setup
+    try:  # otherwise the shapes come from evaluating one sample
         with torch.no_grad():
             probe = model(*[t[:1] for t in tensors])
     except Mat2GradError:
@@ -264,6 +270,7 @@ def _setup(
     outs = tuple(probe) if setup.tuple_output else (probe,)
     for k, o in enumerate(outs):
         if not isinstance(o, Tensor) or o.ndim == 0 or o.shape[0] != 1:
+            _unfreeze(setup)
             raise Mat2GradError(
                 f"{setup.name}: output {k + 1} is not batch-first (found "
                 f"{getattr(o, 'shape', type(o).__name__)} for a batch of 1)"

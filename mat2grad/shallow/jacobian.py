@@ -216,6 +216,15 @@ class ClosedForm:
             else:
                 self.seeds[out.layer] = seed
         self.single = len(spec.outputs) == 1
+        # processing settings (the buffers themselves: in-place changes are seen)
+        self.in_settings = [
+            [chain._settings(k) for k in range(len(chain.steps))]
+            for chain in model.input_processing
+        ]
+        self.out_settings = [
+            [chain._settings(k) for k in range(len(chain.steps))]
+            for chain in model.output_processing
+        ]
         self._ws: dict[str, Tensor] = {}
         itemsize = like.element_size()
         h_sum = sum(self.sizes.values())
@@ -276,7 +285,7 @@ class ClosedForm:
                 buf = self._buffer(f"p{j}", (c, spec.inputs[j].processed_size))
                 buf.copy_(x)
                 for k, step in enumerate(chain.steps):
-                    s = chain._settings(k)
+                    s = self.in_settings[j][k]
                     base = s["ymin"] if step.fcn == "mapminmax" else s["ymean"]
                     buf.sub_(s["xoffset"]).mul_(s["gain"]).add_(base)
                 p.append(buf)
@@ -323,7 +332,7 @@ class ClosedForm:
                 if chain.steps and _is_scaling(chain):
                     Y[k].copy_(src)
                     for m in reversed(range(len(chain.steps))):
-                        s = chain._settings(m)
+                        s = self.out_settings[k][m]
                         base = s["ymin"] if chain.steps[m].fcn == "mapminmax" else s["ymean"]
                         Y[k].sub_(base).div_(s["gain"]).add_(s["xoffset"])
                 else:
