@@ -1,0 +1,117 @@
+function options = parse_options(fn, names, args)
+%PARSE_OPTIONS   Validate a helper's name-value options; return them as CLI options.
+%   OPTIONS = PARSE_OPTIONS(FN, NAMES, ARGS) parses the name-value pairs ARGS (a cell, the
+%   helper's varargin) accepting the option NAMES, with inputParser (names are
+%   case-insensitive), and validates each value with validateattributes/validatestring.
+%   OPTIONS is an N-by-2 cell of {cli-option-name, char value} for the options given;
+%   options left out are not passed, so the command line's own defaults apply.
+%
+%   The options, and the command-line options they become:
+%     'Network'     char     --network      network path inside a MAT-file (net1.net)
+%     'Samples'     char     --samples      'columns' (R x Q, default) or 'rows' (Q x R)
+%     'DataType'    char     --dtype        'double' (default) or 'single' (computation)
+%     'Mode'        char     --mode         'auto', 'rev' or 'fwd'
+%     'ChunkSize'   integer  --chunk-size   samples per chunk
+%     'Layout'      char     --layout       ONNX files: 'matlab' or 'onnx' data layout
+%     'Output'      integer  --output       which output element (Hessian)
+%     'Performance' char     --performance  'mse', 'sse', 'mae', 'sae', 'crossentropy'
+%     'Tol'         real     --tol          tolerance of the gradient check
+%     'Wrt'         char     --wrt          ONNX files: the initializer to differentiate
+
+  p = inputParser();
+  p.FunctionName = ['mat2grad_' fn];
+  for k = 1:numel(names)
+    p.addParameter(names{k}, [], make_validator(names{k}, p.FunctionName));
+  end
+  for k = 1:numel(args)
+    if isstring(args{k}) && isscalar(args{k})  % MATLAB strings: names and values as char
+      args{k} = char(args{k});
+    end
+  end
+  p.parse(args{:});
+
+  options = cell(0, 2);
+  for k = 1:numel(names)
+    value = p.Results.(names{k});
+    if isempty(value)
+      continue
+    end
+    switch names{k}
+      case 'Network'
+        options(end+1, :) = {'network', value};
+      case 'Samples'
+        options(end+1, :) = {'samples', validatestring(value, {'columns', 'rows'})};
+      case 'DataType'
+        dtype = validatestring(value, {'double', 'single'});
+        options(end+1, :) = {'dtype', ifelse_text(strcmp(dtype, 'double'), 'float64', 'float32')};
+      case 'Mode'
+        options(end+1, :) = {'mode', validatestring(value, {'auto', 'rev', 'fwd'})};
+      case 'ChunkSize'
+        options(end+1, :) = {'chunk-size', sprintf('%d', value)};
+      case 'Layout'
+        options(end+1, :) = {'layout', validatestring(value, {'matlab', 'onnx'})};
+      case 'Output'
+        options(end+1, :) = {'output', sprintf('%d', value)};
+      case 'Performance'
+        options(end+1, :) = {'performance', validatestring(value, performance_names())};
+      case 'Tol'
+        options(end+1, :) = {'tol', sprintf('%.17g', value)};
+      case 'Wrt'
+        options(end+1, :) = {'wrt', value};
+    end
+  end
+end
+
+function validator = make_validator(name, where)
+  validator = @(value) check_value(name, value, where);
+end
+
+function ok = check_value(name, value, where)
+  switch name
+    case {'Network', 'Wrt'}
+      validateattributes(value, {'char'}, {'row', 'nonempty'}, where, name);
+    case 'Samples'
+      validatestring(value, {'columns', 'rows'}, where, name);
+    case 'DataType'
+      validatestring(value, {'double', 'single'}, where, name);
+    case 'Mode'
+      validatestring(value, {'auto', 'rev', 'fwd'}, where, name);
+    case 'Layout'
+      validatestring(value, {'matlab', 'onnx'}, where, name);
+    case 'Performance'
+      validatestring(value, performance_names(), where, name);
+    case {'ChunkSize', 'Output'}
+      validateattributes(value, {'numeric'}, {'scalar', 'integer', 'positive'}, where, name);
+    case 'Tol'
+      validateattributes(value, {'numeric'}, {'scalar', 'real', 'positive', 'finite'}, ...
+                         where, name);
+  end
+  ok = true;
+end
+
+function names = performance_names()
+  names = {'mse', 'sse', 'mae', 'sae', 'crossentropy'};
+end
+
+function text = ifelse_text(condition, a, b)
+  if condition
+    text = a;
+  else
+    text = b;
+  end
+end
+
+%!test
+%! o = parse_options ('jacobian', {'Network', 'Mode', 'ChunkSize', 'DataType', 'Samples'}, ...
+%!                    {'mode', 'REV', 'ChunkSize', 64, 'DataType', 'single', 'Samples', 'ro'});
+%! assert (o, {'mode', 'rev'; 'chunk-size', '64'; 'dtype', 'float32'; 'samples', 'rows'});
+%!test
+%! o = parse_options ('check', {'Tol'}, {'Tol', 1e-9});
+%! assert (str2double (o{1, 2}), 1e-9);
+%!test
+%! assert (size (parse_options ('predict', {'Network', 'Samples'}, {})), [0 2]);
+%!error <ChunkSize> parse_options ('jacobian', {'ChunkSize'}, {'ChunkSize', 0})
+%!error <ChunkSize> parse_options ('jacobian', {'ChunkSize'}, {'ChunkSize', 2.5})
+%!error <Mode> parse_options ('jacobian', {'Mode'}, {'Mode', 'sideways'})
+%!error parse_options ('predict', {'Network'}, {'Mode', 'rev'})
+%!error parse_options ('predict', {'Network'}, {'Network'})
