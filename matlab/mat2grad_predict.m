@@ -58,6 +58,15 @@ end
 %! assert (Y, Yref, -1e-12);
 
 %!test
+%! % two inputs and two outputs: cells in, a numOutputs-by-1 cell out
+%! [net2, X2] = m2g_test_net ('multi');
+%! Y = mat2grad_predict (net2, X2);
+%! Y2 = m2g_test_forward (net2, X2);
+%! assert (size (Y), [2 1]);
+%! assert (Y{1}, Y2{1}, -1e-12);
+%! assert (Y{2}, Y2{2}, -1e-12);
+
+%!test
 %! % a network in a MAT-file under a path with spaces and quotes; samples in rows
 %! folder = tempname ();
 %! weird = fullfile (folder, 'it''s a "dir" $HOME');
@@ -89,7 +98,9 @@ end
 %! assert (Y, m2g_test_onnx_reference (file, x), -1e-5);
 
 %!test
-%! % wrong number of input rows: mat2grad's message, as a MATLAB error
+%! % wrong number of input rows: mat2grad's message, as a MATLAB error; and no
+%! % temporary file is left behind when a call fails
+%! before = dir (tempdir ());
 %! try
 %!   mat2grad_predict (net, X(1:4, :));
 %!   error ('no error raised');
@@ -98,6 +109,8 @@ end
 %!   assert (err.message, ['mat2grad: ''X'' has 4 rows but the network takes 5 ' ...
 %!                         '(inputs{1}.size)']);
 %! end
+%! after = dir (tempdir ());
+%! assert (sort ({after.name}), sort ({before.name}));
 
 %!test
 %! % a missing file, and an unknown network path in an existing file
@@ -142,21 +155,6 @@ end
 %!   assert (strncmp (err.message, start, numel (start)), err.message);
 %!   assert (~isempty (strfind (err.message, '-m pip install')));
 %! end
-
-%!test
-%! % no temporary files are left behind, whether the call succeeds or fails
-%! before = dir (tempdir ());
-%! mat2grad_predict (net, X(:, 1));
-%! try
-%!   mat2grad_predict (net, X(1:2, :));
-%! catch
-%! end
-%! try
-%!   mat2grad_predict (net, 'not data');
-%! catch
-%! end
-%! after = dir (tempdir ());
-%! assert (sort ({after.name}), sort ({before.name}));
 
 %!error <usage> mat2grad_predict (1)
 %!error id=mat2grad:predict:network mat2grad_predict (42, 1)

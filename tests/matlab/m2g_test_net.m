@@ -1,4 +1,4 @@
-function [net, X, T] = m2g_test_net(numOutputs)
+function [net, X, T] = m2g_test_net(variant)
 %M2G_TEST_NET   A small trained-looking network struct, built in code, for the helpers' tests.
 %   [NET, X, T] = M2G_TEST_NET returns a struct with the fields of a MATLAB network object
 %   (what Octave passes instead of a network object), deterministic inputs X (5x7) and
@@ -8,7 +8,12 @@ function [net, X, T] = m2g_test_net(numOutputs)
 %       -> layer 1: 6 tansig -> layer 2: 4 logsig -> layer 3: 2 purelin
 %       -> reverse mapminmax -> 2 outputs
 %
-%   [NET, X, T] = M2G_TEST_NET(1) gives the same network with one output row.
+%   [NET, X, T] = M2G_TEST_NET('single') gives the same network with one output row.
+%
+%   [NET, X, T] = M2G_TEST_NET('multi') adds a second input (2 rows, no processing,
+%   into layer 1) and a second output (layer 2's activation, 4 rows, no processing):
+%   X is {X1; X2} and T is {T1; T2}, as MATLAB's cell convention for several inputs
+%   and outputs; MATLAB numbers the outputs in layer order (output 1 is layer 2).
 %
 %   The weights are fixed numbers, not random, so every run sees the same network.
 %   M2G_TEST_FORWARD is the forward pass written out in Octave.
@@ -18,7 +23,11 @@ function [net, X, T] = m2g_test_net(numOutputs)
 %   See also M2G_TEST_FORWARD.
 
   if nargin < 1
-    numOutputs = 2;
+    variant = 'default';
+  end
+  numOutputs = 2;
+  if strcmp(variant, 'single')
+    numOutputs = 1;
   end
   R = 5;  kept = [1 2 4 5];  constant = 0.7;
   sizes = [6 4 numOutputs];
@@ -96,6 +105,25 @@ function [net, X, T] = m2g_test_net(numOutputs)
        2.5 * sin(0.7 * q + 1)];
   T = [0.5 + 2 * sin(q); 15 + 4 * cos(0.5 * q)];
   T = T(1:numOutputs, :);
+
+  if strcmp(variant, 'multi')
+    net.numInputs = 2;
+    net.numOutputs = 2;
+    net.inputConnect = [1 1; 0 0; 0 0];
+    net.outputConnect = [0 1 1];
+    in2 = struct('name', 'Input 2', 'size', 2, 'processedSize', 2);
+    in2.processFcns = {};
+    in2.processSettings = {};
+    net.inputs = {in; in2};
+    out2 = struct('name', 'Output 2', 'size', 4, 'processedSize', 4, 'feedbackMode', 'none');
+    out2.processFcns = {};
+    out2.processSettings = {};
+    net.outputs = {[], out2, out};
+    net.inputWeights = {dotprod, dotprod; [], []; [], []};
+    net.IW = {fixed(6, 4, 1), fixed(6, 2, 7); [], []; [], []};
+    X = {X; [sin(2 * q); cos(3 * q) - 0.5]};
+    T = {0.3 * ones(4, 7); T};
+  end
 end
 
 function s = minmax_settings(xmin, xmax)
