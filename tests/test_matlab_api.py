@@ -1,0 +1,142 @@
+"""The in-process entry points for MATLAB: arrays in MATLAB layout in and out, the same
+numbers as the library and the CLI, whatever container MATLAB hands the arrays over in."""
+
+from __future__ import annotations
+
+import array
+
+import numpy as np
+import pytest
+import scipy.io
+
+import mat2grad
+from mat2grad import matfile, matlab_api
+from mat2grad.matfile import MatStruct
+from tests.helpers import CORPUS, FORWARD_RTOL, assert_close, requires_corpus
+from tests.records import tiny_record
+
+
+def _plain(value):
+    """A neutral-tree value -> what scipy.io.savemat writes back as the same MATLAB value."""
+    if isinstance(value, MatStruct):
+        return {name: _plain(v) for name, v in value.fields.items()}
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        out = np.empty(value.shape, dtype=object)
+        for idx, item in np.ndenumerate(value):
+            out[idx] = _plain(item)
+        return out
+    return value
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """The hand-made 2 -> [2 tansig] -> [1 purelin] -> 1 network, saved as a struct."""
+    path = tmp_path / "tiny.mat"
+    matfile.write_mat(path, {"net": _plain(tiny_record())})
+    return path
+
+
+X = np.array([[0.5, 1.0, -0.3, 2.0], [-1.0, 0.2, 0.7, 1.5]])  # R x Q = 2 x 4
+
+
+def _library(path, x_columns):
+    """What the library computes, turned into MATLAB layout by hand (S x Q)."""
+    return mat2grad.predict(mat2grad.load(path), x_columns.T).numpy().T
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        pytest.param(lambda x: x, id="ndarray"),
+        pytest.param(lambda x: np.asfortranarray(x), id="fortran"),
+        pytest.param(lambda x: memoryview(np.asfortranarray(x)), id="memoryview"),
+        pytest.param(lambda x: (memoryview(np.asfortranarray(x)),), id="one-element-cell"),
+    ],
+)
+def test_predict_accepts_what_matlab_passes(tiny, convert):
+    expected = _library(tiny, X)
+    y = matlab_api.predict(str(tiny), convert(X))
+    assert y.shape == (1, 4) and y.dtype == np.float64
+    np.testing.assert_allclose(y, expected, rtol=FORWARD_RTOL)
+
+
+def test_predict_samples_rows_and_single_sample(tiny):
+    expected = _library(tiny, X)
+    np.testing.assert_allclose(
+        matlab_api.predict(str(tiny), X.T.copy(), samples="rows"), expected.T, rtol=FORWARD_RTOL
+    )
+    # one sample as a 1-D buffer is a MATLAB row vector: with samples="rows" that is 1 x R
+    row = array.array("d", X[:, 0])
+    y = matlab_api.predict(str(tiny), row, samples="rows")
+    np.testing.assert_allclose(y, expected[:, :1].T, rtol=FORWARD_RTOL)
+
+
+def test_predict_float32(tiny):
+    y = matlab_api.predict(str(tiny), X, dtype="float32")
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, _library(tiny, X), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"x": X[:1]}, r"X has 1 rows but the network takes 2 \(inputs\{1\}.size\)"),
+        ({"x": X, "dtype": "float16"}, "dtype must be float64 or float32"),
+        ({"x": X, "network": "nets{2}"}, "no variable 'nets'"),
+        ({"x": "text"}, "X: expected a real numeric matrix"),
+        ({"x": [X, X]}, "the network has 1 inputs, so it needs a cell array with 1 matrices"),
+    ],
+)
+def test_predict_errors(tiny, kwargs, pattern):
+    with pytest.raises(mat2grad.Mat2GradError, match=pattern):
+        matlab_api.predict(str(tiny), **kwargs)
+
+
+def test_predict_missing_file(tmp_path):
+    with pytest.raises(mat2grad.Mat2GradError, match="no such file"):
+        matlab_api.predict(str(tmp_path / "none.mat"), X)
+
+
+def test_run_names_results_like_the_cli(tiny, tmp_path):
+    from mat2grad.cli import main
+
+    result = matlab_api.run("predict", str(tiny), X, None, samples="columns", network="net")
+    assert list(result) == ["Y"]
+    data = tmp_path / "x.mat"
+    scipy.io.savemat(data, {"X": X})
+    assert main(["predict", str(tiny), "--inputs", str(data), "-o", str(tmp_path / "o.mat")]) == 0
+    np.testing.assert_array_equal(result["Y"], scipy.io.loadmat(tmp_path / "o.mat")["Y"])
+
+
+@pytest.mark.parametrize(
+    "command, options, pattern",
+    [
+        ("jacobian2", {}, "no in-process command 'jacobian2'"),
+        ("predict", {"layout": "onnx"}, r"option\(s\) layout not accepted in-process"),
+    ],
+)
+def test_run_rejects_unknown_commands_and_options(tiny, command, options, pattern):
+    with pytest.raises(mat2grad.Mat2GradError, match=pattern):
+        matlab_api.run(command, str(tiny), X, **options)
+
+
+def test_model_cache_sees_a_rewritten_file(tiny):
+    y1 = matlab_api.predict(str(tiny), X)
+    record = tiny_record()
+    record.fields["b"][1, 0] = record.fields["b"][1, 0] + 1.0  # output bias + 1 (purelin)
+    matfile.write_mat(tiny, {"net": _plain(record)})
+    y2 = matlab_api.predict(str(tiny), X)
+    assert not np.allclose(y1, y2)
+    np.testing.assert_allclose(y2, _library(tiny, X), rtol=FORWARD_RTOL)
+
+
+@requires_corpus
+def test_predict_reproduces_matlab():
+    src = CORPUS / "shallow/marakaido_network.mat"
+    data = scipy.io.loadmat(src)
+    y = matlab_api.predict(str(src), np.asfortranarray(data["x"]))
+    assert_close(y, data["y"], FORWARD_RTOL, "matlab_api.predict")
+
+
+def test_commands_are_offered():
+    assert set(matlab_api.COMMANDS) <= set(matlab_api._COMMANDS)
