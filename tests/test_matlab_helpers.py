@@ -41,7 +41,7 @@ FILES = sorted(
     if re.search(r"^%!", p.read_text(encoding="utf-8"), re.MULTILINE)
 )
 
-pytestmark = pytest.mark.skipif(
+requires_octave = pytest.mark.skipif(
     OCTAVE is None,
     reason="GNU Octave is not installed (octave-cli not on PATH); CI installs it "
     "(apt-get install -y --no-install-recommends octave)",
@@ -64,6 +64,106 @@ def _octave_text(path: Path) -> str:
     return "'" + path.as_posix().replace("'", "''") + "'"
 
 
+# --------------------------------------------------------------------------------------
+# What Octave cannot check: MATLAB must parse the same files. Octave accepts syntax that
+# MATLAB rejects (x += 1, "..." as char, endif, #-comments, printf, !=); and MATLAB-only
+# or Octave-only functions must not slip into the shared code. The %! test blocks are
+# comments to MATLAB and may use Octave's syntax.
+# --------------------------------------------------------------------------------------
+
+NOT_PORTABLE = {
+    r"(\+|-|\*|/)=": "Octave-only operator (x += 1)",
+    r"!=|!(?!=)": "Octave-only negation (use ~ and ~=)",
+    r"\bend(if|for|while|function|switch|_try_catch)\b": "Octave-only end keyword",
+    r"(?<![.\w])(printf|puts|fputs|columns|rows|ifelse|merge)\s*\(": "Octave-only function",
+    r"\bunwind_protect\b": "Octave-only block (use onCleanup)",
+    r"(?<![.\w])(contains|string|strlength|join|split|MException|getReport)\s*\(": (
+        "not available in Octave"
+    ),
+    r"^\s*arguments\b": "arguments blocks (Octave ignores or rejects them)",
+    r"\"": "double-quoted text is a string in MATLAB but char in Octave: use '...'",
+    r"#": "Octave-only comment character",
+}
+
+
+def _code(line: str) -> str:
+    """A line of MATLAB code with char literals and the trailing comment removed.
+
+    A quote opens a char literal unless it follows something that can be transposed
+    (a name, a number, a closing bracket, a quote): then it is the transpose operator.
+    """
+    out, k, n = [], 0, len(line)
+    while k < n:
+        ch = line[k]
+        if ch == "%":
+            break
+        if ch == "'" and not (out and re.match(r"[\w)\]}.']", out[-1])):
+            k += 1
+            while k < n and not (line[k] == "'" and line[k + 1 : k + 2] != "'"):
+                k += 2 if line[k] == "'" else 1
+            out.append("''")  # an empty literal keeps the shape of the line
+        else:
+            out.append(ch)
+        k += 1
+    return "".join(out)
+
+
+MFILES = sorted([*MATLAB_DIR.glob("*.m"), *MATLAB_DIR.glob("private/*.m")])
+
+
+@pytest.mark.parametrize("path", MFILES, ids=lambda p: p.relative_to(MATLAB_DIR).as_posix())
+def test_matlab_code_is_portable(path: Path):
+    problems = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("%"):
+            continue  # comments, help text and %! test blocks
+        code = _code(line)
+        problems += [
+            f"{path.name}:{number}: {why}: {line.strip()}"
+            for pattern, why in NOT_PORTABLE.items()
+            if re.search(pattern, code)
+        ]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "line, code",
+    [
+        ("x = 'it''s % not a comment'; % comment", "x = ''; "),
+        ("y = a'; z = [b' c'];", "y = a'; z = [b' c'];"),
+        ("q = ['\"' s '\"'];", "q = ['' s ''];"),
+    ],
+)
+def test_code_scanner(line, code):
+    assert _code(line) == code
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "n += 1;",
+        "if a != b",
+        "endif",
+        "printf('%d', n);",
+        "ok = contains(name, 'x');",
+        "  arguments",
+        'name = "net";',
+        "x = 1; # note",
+        "unwind_protect",
+    ],
+)
+def test_portability_check_catches(line):
+    assert any(re.search(pattern, _code(line)) for pattern in NOT_PORTABLE), line
+
+
+def test_contents_lists_every_helper():
+    contents = (MATLAB_DIR / "Contents.m").read_text(encoding="utf-8")
+    for path in sorted(MATLAB_DIR.glob("mat2grad_*.m")):
+        h1 = path.read_text(encoding="utf-8").splitlines()[1]
+        summary = h1.split(None, 1)[1].strip()
+        assert re.search(rf"%\s+{path.stem}\s+- {re.escape(summary)}", contents), path.stem
+
+
 def test_every_helper_has_octave_tests():
     public = {p.stem for p in MATLAB_DIR.glob("mat2grad_*.m")}
     tested = {p.stem for p in FILES}
@@ -71,6 +171,7 @@ def test_every_helper_has_octave_tests():
     assert public <= tested, f"helpers without %!test blocks: {sorted(public - tested)}"
 
 
+@requires_octave
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.relative_to(MATLAB_DIR).as_posix())
 def test_octave_blocks(path: Path, tmp_path: Path):
     home, tmp = tmp_path / "home", tmp_path / "tmp"
