@@ -68,16 +68,16 @@ end
 %! % forward pass written in Octave (a finite difference without cancellation error)
 %! [J, Y] = mat2grad_jacobian (net, X);
 %! assert (size (J), [2 5 7]);
-%! assert (Y, Yref, -1e-12);
-%! assert (J, m2g_test_jacobian (net, X), -1e-12);
+%! m2g_test_close (Y, Yref, 1e-12);
+%! m2g_test_close (J, m2g_test_jacobian (net, X), 1e-12);
 %! assert (all (all (J(:, 3, :) == 0)));   % the constant row removed by removeconstantrows
 
 %!testif ; m2g_test_has ('jacobian')
 %! % options reach the command line: reverse mode, chunks of 3, samples in rows
 %! [J, Y] = mat2grad_jacobian (net, X', 'Mode', 'rev', 'ChunkSize', 3, 'Samples', 'rows');
 %! assert (size (J), [7 2 5]);
-%! assert (Y, Yref', -1e-12);
-%! assert (J, permute (m2g_test_jacobian (net, X), [3 1 2]), -1e-12);
+%! m2g_test_close (Y, Yref', 1e-12);
+%! m2g_test_close (J, permute (m2g_test_jacobian (net, X), [3 1 2]), 1e-12);
 
 %!testif ; m2g_test_has ('jacobian')
 %! % two inputs and two outputs: J is a numOutputs-by-numInputs cell of blocks
@@ -87,7 +87,7 @@ end
 %! assert (size (J), [2 2]);
 %! assert (size (Y), [2 1]);
 %! for k = 1:4
-%!   assert (J{k}, Jref{k}, -1e-12);
+%!   m2g_test_close (J{k}, Jref{k}, 1e-12);
 %! end
 
 %!testif ; m2g_test_has ('jacobian') && ~isempty (m2g_test_corpus ())
@@ -96,7 +96,7 @@ end
 %! file = fullfile (m2g_test_corpus (), 'shallow', 'abj247_ann.mat');
 %! S = m2g_test_load (file, 'i', 'fg_outputs');
 %! [J, Y] = mat2grad_jacobian (file, S.i, 'Network', 'fg', 'Mode', 'fwd');
-%! assert (Y, S.fg_outputs, -1e-12);
+%! m2g_test_close (Y, S.fg_outputs, 1e-12);
 %! [R, Q] = size (S.i);
 %! h = 1e-6 * max (abs (S.i), [], 2);
 %! plus = zeros (R, Q, R);  minus = plus;
@@ -107,7 +107,7 @@ end
 %! Yfd = mat2grad_predict (file, [reshape(plus, R, []), reshape(minus, R, [])], 'Network', 'fg');
 %! Yfd = reshape (Yfd, [], Q, R, 2);
 %! Jfd = permute ((Yfd(:, :, :, 1) - Yfd(:, :, :, 2)) ./ reshape (2 * h, 1, 1, R), [1 3 2]);
-%! assert (J, Jfd, -1e-7);
+%! m2g_test_close (J, Jfd, 1e-7);
 
 %!error <usage> mat2grad_jacobian (1)
 %!error <Mode> mat2grad_jacobian ('net.mat', 1, 'Mode', 'sideways')

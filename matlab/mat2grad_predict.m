@@ -55,7 +55,7 @@ end
 %! % a network struct built in Octave: removeconstantrows + mapminmax, two hidden layers
 %! Y = mat2grad_predict (net, X);
 %! assert (size (Y), [2 7]);
-%! assert (Y, Yref, -1e-12);
+%! m2g_test_close (Y, Yref, 1e-12);
 
 %!test
 %! % two inputs and two outputs: cells in, a numOutputs-by-1 cell out
@@ -63,8 +63,8 @@ end
 %! Y = mat2grad_predict (net2, X2);
 %! Y2 = m2g_test_forward (net2, X2);
 %! assert (size (Y), [2 1]);
-%! assert (Y{1}, Y2{1}, -1e-12);
-%! assert (Y{2}, Y2{2}, -1e-12);
+%! m2g_test_close (Y{1}, Y2{1}, 1e-12);
+%! m2g_test_close (Y{2}, Y2{2}, 1e-12);
 
 %!test
 %! % a network in a MAT-file under a path with spaces and quotes; samples in rows
@@ -76,7 +76,7 @@ end
 %! file = fullfile (weird, 'my net.mat');
 %! save ('-v7', file, 'net', 'other');
 %! Y = mat2grad_predict (file, X', 'Network', 'other', 'Samples', 'rows');
-%! assert (Y, Yref', -1e-12);
+%! m2g_test_close (Y, Yref', 1e-12);
 
 %!testif ; ~isempty (m2g_test_corpus ())
 %! % MATLAB-saved networks from the corpus: a file path with 'Network', and a network
@@ -84,18 +84,18 @@ end
 %! file = fullfile (m2g_test_corpus (), 'shallow', 'abj247_ann.mat');
 %! S = m2g_test_load (file, 'i', 'fg_outputs');
 %! Y = mat2grad_predict (file, S.i, 'Network', 'fg');
-%! assert (Y, S.fg_outputs, -1e-12);
+%! m2g_test_close (Y, S.fg_outputs, 1e-12);
 %! file = fullfile (m2g_test_corpus (), 'shallow', 'marakaido_network.mat');
 %! S = m2g_test_load (file);
 %! Y = mat2grad_predict (S.net, S.x);
-%! assert (Y, S.y, -1e-12);
+%! m2g_test_close (Y, S.y, 1e-12);
 
 %!testif ; ~isempty (m2g_test_corpus ()) && m2g_test_has ('onnx')
 %! % an ONNX file (PyTorch export, 4 -> 3): the outputs onnxruntime computes (float32)
 %! file = fullfile (m2g_test_corpus (), 'onnx', 'pytorch_iris.onnx');
 %! x = [5.1 6.2 4.9; 3.5 2.9 3.0; 1.4 4.3 5.8; 0.2 1.3 2.2];
 %! Y = mat2grad_predict (file, x);
-%! assert (Y, m2g_test_onnx_reference (file, x), -1e-5);
+%! m2g_test_close (Y, m2g_test_onnx_reference (file, x), 1e-5);
 
 %!test
 %! % wrong number of input rows: mat2grad's message, as a MATLAB error; and no

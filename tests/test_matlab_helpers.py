@@ -11,7 +11,8 @@ The Octave process gets:
 * ``MAT2GRAD_PYTHON`` = this Python and ``PYTHONPATH`` = the repository, so the helpers run
   the mat2grad under test;
 * a fresh ``HOME`` (preferences written by ``mat2grad_setup`` stay in the test) and a fresh
-  ``TMPDIR``, which must be empty afterwards: no helper may leave a temporary file behind;
+  ``TMPDIR``, which must be empty afterwards: no helper may leave a temporary file behind
+  (PyTorch's own cache folder is sent elsewhere with ``TORCHINDUCTOR_CACHE_DIR``);
 * ``M2G_CORPUS`` (the real-file corpus, when present) and ``M2G_FEATURES`` (the CLI commands
   this mat2grad has, plus ``onnx``), read by the test-support functions in ``tests/matlab``.
   Blocks for commands not on this branch yet are ``%!testif ; m2g_test_has ('jacobian')``.
@@ -183,10 +184,12 @@ def test_octave_blocks(path: Path, tmp_path: Path):
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         HOME=str(home),
         TMPDIR=str(tmp),
+        # torch.func keeps a cache folder in the temporary folder (torchinductor_<user>):
+        # PyTorch's, persistent by design, so it goes elsewhere for the leftover check
+        TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "torch-cache"),
         M2G_CORPUS=str(CORPUS) if HAVE_CORPUS else "",
         M2G_FEATURES=_features(),
     )
-    env.pop("MAT2GRAD_INPROCESS", None)
     private = path.parent.name == "private"
     code = (
         f"addpath({_octave_text(MATLAB_DIR)}); addpath({_octave_text(SUPPORT_DIR)}); "
