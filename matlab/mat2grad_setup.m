@@ -134,8 +134,9 @@ function prepare_inprocess(exe)
   try
     py.importlib.import_module('mat2grad.matlab_api');
   catch err
+    exe = char(pe.Executable);
     error('mat2grad:setup:inProcess', ['mat2grad: MATLAB''s Python (%s) cannot import ' ...
-          'mat2grad (%s). %s'], char(pe.Executable), err.message, install_hint(char(pe.Executable)));
+          'mat2grad (%s). %s'], exe, err.message, install_hint(exe));
   end
 end
 

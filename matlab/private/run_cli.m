@@ -91,9 +91,13 @@ end
 %! fprintf (fid, 'case "$1" in\n');
 %! fprintf (fid, '  ok) printf "[%%s]\\n" "$@";;\n');
 %! fprintf (fid, '  warn) echo "careful: /tmp/xyz/in.mat" 1>&2;;\n');
-%! fprintf (fid, '  fail) echo "some detail" 1>&2; echo "mat2grad: /tmp/xyz/in.mat: boom" 1>&2; exit 1;;\n');
-%! fprintf (fid, '  usage) echo "usage: mat2grad ..." 1>&2; echo "mat2grad: error: argument COMMAND: invalid choice: ''usage''" 1>&2; exit 2;;\n');
-%! fprintf (fid, '  crash) echo "Traceback (most recent call last):" 1>&2; echo "ImportError: libfoo.so" 1>&2; exit 1;;\n');
+%! fprintf (fid, '  fail) echo "some detail" 1>&2;\n');
+%! fprintf (fid, '        echo "mat2grad: /tmp/xyz/in.mat: boom" 1>&2; exit 1;;\n');
+%! fprintf (fid, '  usage) echo "usage: mat2grad ..." 1>&2;\n');
+%! fprintf (fid, '    echo "mat2grad: error: argument COMMAND: invalid choice: ''usage''" 1>&2;\n');
+%! fprintf (fid, '         exit 2;;\n');
+%! fprintf (fid, '  crash) echo "Traceback (most recent call last):" 1>&2;\n');
+%! fprintf (fid, '         echo "ImportError: libfoo.so" 1>&2; exit 1;;\n');
 %! fprintf (fid, 'esac\n');
 %! fclose (fid);
 %! system (['chmod +x ' quote_arg(fake)]);
