@@ -165,6 +165,48 @@ def test_contents_lists_every_helper():
         assert re.search(rf"%\s+{path.stem}\s+- {re.escape(summary)}", contents), path.stem
 
 
+WINDOWS_ARGS = [
+    "plain",
+    "a b",
+    "C:\\Program Files\\Python 3.11\\python.exe",
+    "C:\\dir with space\\",
+    'say "hi" now',
+    'a\\"b c',
+    "x y\\\\",
+    "",
+]
+
+
+@requires_octave
+def test_windows_quoting_matches_the_c_runtime(tmp_path):
+    """quote_arg(..., 'windows') quotes like Python's subprocess.list2cmdline, which
+    implements the Microsoft C runtime's argv rules (quoted whether needed or not)."""
+    import numpy as np
+    import scipy.io
+
+    cases = np.empty((len(WINDOWS_ARGS), 1), dtype=object)
+    cases[:, 0] = WINDOWS_ARGS
+    scipy.io.savemat(tmp_path / "in.mat", {"cases": cases})
+    code = (
+        f"S = load({_octave_text(tmp_path / 'in.mat')}); q = cellfun(@(s) quote_arg(s, "
+        "'windows'), S.cases, 'UniformOutput', false); "
+        f"save('-v7', {_octave_text(tmp_path / 'out.mat')}, 'q');"
+    )
+    subprocess.run(
+        [OCTAVE, "--no-gui", "--no-history", "--norc", "--quiet", "--eval", code],
+        cwd=MATLAB_DIR / "private",
+        check=True,
+        timeout=60,
+    )
+    got = [str(c[0]) if c.size else "" for c in scipy.io.loadmat(tmp_path / "out.mat")["q"][:, 0]]
+    for arg, quoted in zip(WINDOWS_ARGS, got, strict=True):
+        reference = subprocess.list2cmdline([arg])
+        # list2cmdline leaves plain words unquoted; quote_arg always quotes
+        if not reference.startswith('"'):
+            reference = f'"{reference}"'
+        assert quoted == reference, (arg, quoted, reference)
+
+
 def test_every_helper_has_octave_tests():
     public = {p.stem for p in MATLAB_DIR.glob("mat2grad_*.m")}
     tested = {p.stem for p in FILES}
