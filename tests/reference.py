@@ -28,6 +28,7 @@ layer states are the *processed* targets.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "WEIGHT",
     "NET_INPUT",
     "field",
+    "resolve",
     "num",
     "text",
     "process_apply",
@@ -111,6 +113,18 @@ def cell_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(np.asarray(value, dtype=object).ravel(order="F"))
+
+
+def resolve(variables: dict[str, Any], path: str) -> Any:
+    """The value at a MATLAB-style path (``net``, ``S.net``, ``C{2}``, ``A.b{1}.c``) among the
+    variables of a loaded MAT-file (1-based linear cell indices)."""
+    m = re.match(r"[A-Za-z]\w*", path)
+    if m is None:
+        raise KeyError(path)
+    value = variables[m.group(0)]
+    for name, index in re.findall(r"\.(\w+)|\{(\d+)\}", path[m.end() :]):
+        value = field(value, name) if name else cell_list(value)[int(index) - 1]
+    return value
 
 
 def cell_at(cell: Any, i: int, j: int) -> Any:
