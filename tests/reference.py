@@ -74,8 +74,11 @@ def has(struct: Any, name: str) -> bool:
 
 
 def is_empty(value: Any) -> bool:
-    """MATLAB's ``isempty`` for what scipy returns (``None`` is a zero-byte element)."""
-    return value is None or (isinstance(value, np.ndarray) and value.size == 0)
+    """MATLAB's ``isempty`` for what scipy returns (``None`` is a struct with no fields), and
+    for mat-io's ``MatlabCanonicalEmpty`` (an unconnected slot read from a v7.3 file)."""
+    if value is None or type(value).__name__ == "MatlabCanonicalEmpty":
+        return True
+    return isinstance(value, np.ndarray) and value.size == 0
 
 
 def num(value: Any) -> Array:
