@@ -243,11 +243,11 @@ def _structure_of(value: Any) -> Any:
 def test_v73_fixture_holds_the_record_a_v7_file_holds(case):
     """The HDF5 writer loses nothing: mat-io reads from the v7.3 file the same record (field
     names, order, shapes, values) that scipy reads from the same network saved as v7."""
-    from fixtures import generate
+    from fixtures.generate import RECIPES
+    from fixtures.matlab_layout import mat_bytes, read_back
 
     v73 = read_variables(FIXTURES / case["file"])
     assert getattr(v73["net"], "classname", None) == "network"
-    recipe = next(r for r in generate.RECIPES if r.__name__ == Path(case["file"]).stem)
-    record = recipe()().variables["net"]
-    v7 = generate.read_back(generate.mat_bytes({"net": record}))["net"]
+    recipe = next(r for r in RECIPES if r.__name__ == Path(case["file"]).stem)
+    v7 = read_back(mat_bytes({"net": recipe()().variables["net"]}))["net"]
     _same(_structure_of(_v73_equivalent(v73["net"])), _structure_of(v7), "net", REGENERATE_RTOL)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from fixtures.generate import (
+from fixtures.matlab_layout import (
     Layer,
     Net,
     Weight,
