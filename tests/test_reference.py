@@ -248,20 +248,6 @@ def test_no_change_is_the_identity():
     assert np.array_equal(ref.process_reverse(_port("mapminmax", bogus), x), x)
 
 
-def test_mapminmax_rule_matches_stored_settings():
-    """Rebuilding gain/xoffset (format 7) gives exactly what format 8 stores for the same data."""
-    port = make_port(
-        "x", np.array([[0.0, 2.0, 1.0], [5.0, 5.0, 5.0], [-3.0, 1.0, 0.0]]), ["mapminmax"]
-    )
-    stored = port.settings[0]
-    v7 = struct_(**{k: stored[0, 0][k] for k in stored.dtype.names if k not in ("gain", "xoffset")})
-    gain, xoffset = ref.mapminmax_gain_xoffset(v7)
-    assert np.array_equal(gain, stored[0, 0]["gain"])
-    assert np.array_equal(xoffset, stored[0, 0]["xoffset"])
-    assert np.array_equal(gain.ravel(), [1.0, 1.0, 0.5])  # row 2 constant: gain 1
-    assert np.array_equal(xoffset.ravel(), [0.0, -1.0, -3.0])  # ... and xoffset = ymin
-
-
 # --------------------------------------------------------------------------------------
 # Delays, recurrence, feedback (hand-built networks)
 # --------------------------------------------------------------------------------------
