@@ -64,7 +64,9 @@ NOTE: [getwb order]
     ``b{i}``, then its input weights ``IW{i,j}`` (j = 1..numInputs), then its layer
     weights ``LW{i,j}`` (j = 1..numLayers), each flattened column-major (``W(:)``), and
     only those whose ``learn`` property is true: ``+nn/wb_indices.m`` (2012) and
-    ``formwb.m``/``getwb.m`` (R2012b, NNET 8.0, and every release since). That is
+    ``formwb.m``/``getwb.m`` (R2012b, NNET 8.0, and every release since). The current
+    setwb.html example confirms it: after ``setwb(net, rand(10,1))`` it shows ``b{1}`` and
+    then ``IW{1,1}`` as consecutive draws of MATLAB's default random stream. That is
     ``wb_order="bias-first"``, the default. MATLAB R2010b-R2012a (NNET 7) put the bias
     *last* in each layer (``IW{i,:}``, ``LW{i,:}``, ``b{i}``), as the ``net.hint`` indices
     stored in version-'7' network files show: ``wb_order="bias-last"``. The order belongs
@@ -146,7 +148,6 @@ class PerformFcn:
     apply: Callable[[Tensor, Tensor, Tensor, bool], Tensor]
     normalize: bool  # divide by the number of counted errors (mse, mae, crossentropy)
     weights: Callable[[Tensor], Tensor]
-    squared: bool  # a sum/mean of squared errors (Levenberg-Marquardt applies)
     inferred_regularization: bool = False
 
 
@@ -173,14 +174,14 @@ def _crossentropy(t: Tensor, y: Tensor, e: Tensor, matlab: bool) -> Tensor:
 
 PERFORMANCE: dict[str, PerformFcn] = {
     # mse.html, sse.html: mean / sum of squared errors (+mse/apply.m: perfs = e.*e)
-    "mse": PerformFcn(_squares, True, lambda wb: wb * wb, squared=True),
-    "sse": PerformFcn(_squares, False, lambda wb: wb * wb, squared=True),
+    "mse": PerformFcn(_squares, True, lambda wb: wb * wb),
+    "sse": PerformFcn(_squares, False, lambda wb: wb * wb),
     # mae.html, sae.html: mean / sum of absolute errors (+sae/backprop.m: dy = -sign(e))
-    "mae": PerformFcn(_absolute, True, torch.abs, squared=False),
-    "sae": PerformFcn(_absolute, False, torch.abs, squared=False),
+    "mae": PerformFcn(_absolute, True, torch.abs),
+    "sae": PerformFcn(_absolute, False, torch.abs),
     # crossentropy.html: ce = -t.*log(y), perf = sum(ce(:))/numel(ce); binary when S == 1
     "crossentropy": PerformFcn(
-        _crossentropy, True, lambda wb: wb * wb, squared=False, inferred_regularization=True
+        _crossentropy, True, lambda wb: wb * wb, inferred_regularization=True
     ),
 }
 
@@ -260,7 +261,7 @@ def _flatten_blocks(blocks: Mapping[str, Tensor], layout: Sequence[WbEntry]) -> 
             block = block.transpose(-1, -2)  # column-major: W(:) runs down the columns
         parts.append(block.reshape(*lead, entry.size))
     if not parts:
-        return torch.zeros(0)
+        return torch.zeros(0, dtype=next(iter(blocks.values())).dtype)
     return torch.cat(parts, dim=-1)
 
 
@@ -378,7 +379,7 @@ def performance(
     problem = _Problem.build(model, x, t, performance, ew, normalization, regularization)
     params = {n: p.detach() for n, p in problem.net.named_parameters()}
     with torch.no_grad():
-        return float(problem.objective(params, matlab=False))
+        return float(problem.objective(params, matlab=False, outputs=problem.y))
 
 
 def weight_gradient(
@@ -570,6 +571,7 @@ class _Problem:
     regularization: float
     count: int
     wrapper: _TrainingForward
+    y: tuple[Tensor, ...]  # the outputs for the network's own weights (NaN inputs fixed)
 
     @classmethod
     def build(
@@ -656,6 +658,7 @@ class _Problem:
             regularization=regularization,
             count=count,
             wrapper=wrapper,
+            y=y_fixed,
         )
 
     def forward(self, params: Mapping[str, Tensor], xs: Sequence[Tensor]) -> tuple[Tensor, ...]:
@@ -663,11 +666,18 @@ class _Problem:
         named = {f"net.{n}": p for n, p in params.items()}
         return functional_call(self.wrapper, named, tuple(xs))
 
-    def objective(self, params: Mapping[str, Tensor], *, matlab: bool) -> Tensor:
-        """The performance as a differentiable scalar (NOTE: [MATLAB performance])."""
+    def objective(
+        self,
+        params: Mapping[str, Tensor],
+        *,
+        matlab: bool,
+        outputs: tuple[Tensor, ...] | None = None,
+    ) -> Tensor:
+        """The performance as a differentiable scalar (NOTE: [MATLAB performance]);
+        ``outputs``: the network's outputs for ``params`` if already computed."""
         fcn = self.fcn
         assert fcn is not None
-        ys = self.forward(params, self.x)
+        ys = self.forward(params, self.x) if outputs is None else outputs
         total = ys[0].new_zeros(())
         for yk, tk, mk, wk, rk in zip(ys, self.t, self.mask, self.ew, self.ratio, strict=True):
             ek = (tk - yk) * rk
