@@ -148,6 +148,7 @@ class PerformFcn:
     apply: Callable[[Tensor, Tensor, Tensor, bool], Tensor]
     normalize: bool  # divide by the number of counted errors (mse, mae, crossentropy)
     weights: Callable[[Tensor], Tensor]
+    uses_errors: bool = True  # the value depends on e = t - y (crossentropy: on t and y)
     inferred_regularization: bool = False
 
 
@@ -181,7 +182,11 @@ PERFORMANCE: dict[str, PerformFcn] = {
     "sae": PerformFcn(_absolute, False, torch.abs),
     # crossentropy.html: ce = -t.*log(y), perf = sum(ce(:))/numel(ce); binary when S == 1
     "crossentropy": PerformFcn(
-        _crossentropy, True, lambda wb: wb * wb, inferred_regularization=True
+        _crossentropy,
+        True,
+        lambda wb: wb * wb,
+        uses_errors=False,
+        inferred_regularization=True,
     ),
 }
 
@@ -503,25 +508,21 @@ def error_jacobian(
 
     def errors_one(
         p: dict[str, Tensor], xs: tuple[Tensor, ...], tq: Tensor, mq: Tensor, wq: Tensor
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor]:
         ys = torch.cat(problem.forward(p, xs), dim=-1)
         tq = torch.where(mq, tq, torch.zeros_like(tq))
         e = (tq - ys) * ratios * wq
-        return torch.where(mq, e, torch.zeros_like(e))
+        e = torch.where(mq, e, torch.zeros_like(e))
+        return e, e  # the Jacobian of e, and e itself (jacrev's aux)
 
-    jac = vmap(jacrev(errors_one), in_dims=(None, 0, 0, 0, 0))
+    jac = vmap(jacrev(errors_one, has_aux=True), in_dims=(None, 0, 0, 0, 0))
     e_parts, j_parts = [], []
     for start in range(0, q_total, chunk_size):
         sl = slice(start, start + chunk_size)
         xs = tuple(xj[sl] for xj in problem.x)
-        blocks = jac(params, xs, targets[sl], mask[sl], weights[sl])
+        blocks, e = jac(params, xs, targets[sl], mask[sl], weights[sl])
         j_parts.append(_flatten_blocks(blocks, layout))
-        with torch.no_grad():
-            e_parts.append(
-                vmap(errors_one, in_dims=(None, 0, 0, 0, 0))(
-                    params, xs, targets[sl], mask[sl], weights[sl]
-                )
-            )
+        e_parts.append(e)
     return ErrorJacobian(
         e=torch.cat(e_parts).detach(),
         J=torch.cat(j_parts).detach(),
@@ -681,7 +682,7 @@ class _Problem:
         total = ys[0].new_zeros(())
         for yk, tk, mk, wk, rk in zip(ys, self.t, self.mask, self.ew, self.ratio, strict=True):
             ek = (tk - yk) * rk
-            if matlab and fcn is PERFORMANCE["crossentropy"]:
+            if matlab and not fcn.uses_errors:
                 # MATLAB scales dperf/dy by the normalization factor even though the
                 # crossentropy value does not depend on it (calculateGradientBackprop).
                 yk = yk * rk + (yk - yk * rk).detach()

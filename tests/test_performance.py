@@ -485,6 +485,18 @@ def test_matlab_convention_is_the_negative_gradient(name):
     assert gm.perf == g.perf
 
 
+def test_matlab_crossentropy_gradient_carries_the_normalization_factor():
+    """crossentropy's value ignores normalization (it uses t and y, not e), but MATLAB's
+    backpropagation multiplies dperf/dy by the factor anyway (2/(rmax-rmin) = 2 here)."""
+    net = built(**PATTERNNET, perform_fcn="crossentropy")
+    x, t = synthetic(net, classes=True)
+    g = weight_gradient(net, x, t)
+    gs = weight_gradient(net, x, t, normalization="standard")
+    gm = weight_gradient(net, x, t, normalization="standard", convention="matlab")
+    assert gs.perf == g.perf and torch.equal(gs.dwb, g.dwb)
+    assert_close(gm.dwb.numpy(), -2 * g.dwb.numpy(), GRAD_EXACT_RTOL, "dwb")
+
+
 def test_matlab_crossentropy_rule_at_clipped_outputs():
     """+crossentropy/backprop.m evaluates -t./y at y clipped to [eps, 1-eps]: where the
     target class's output is below eps, MATLAB's dperf_dwb is not zero although the clipped
