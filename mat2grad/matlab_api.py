@@ -10,8 +10,8 @@ into MATLAB's process, so the session has to run out of process::
     api = py.importlib.import_module('mat2grad.matlab_api');
     Y = double(api.predict('net.mat', X));            % X: R x Q double -> Y: S x Q
 
-``mat2grad_setup('InProcess', true)`` makes the helpers do this through :func:`run` for the
-commands in :data:`COMMANDS`.
+``mat2grad_setup('InProcess', true)`` makes the helpers do this through :func:`run`, which
+runs the command line's own code in this process, for the commands in :data:`COMMANDS`.
 
 Arrays arrive as MATLAB hands them over (a ``memoryview`` with column-major strides, an
 ``array.array`` for a row vector, a ``float`` for a scalar, or a numpy array) and keep
@@ -28,9 +28,7 @@ reports as ``Python Error: Mat2GradError: <message>``.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -79,50 +77,121 @@ def predict(
     return y[0] if len(y) == 1 else tuple(y)
 
 
-#: The commands :func:`run` offers, named like the CLI's subcommands.
-COMMANDS: tuple[str, ...] = ("predict",)
+def run(
+    command: str,
+    path: str,
+    x: Any = None,
+    t: Any = None,
+    ew: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run the CLI command ``command`` in this process, with arrays instead of data files.
 
-#: The function behind each command and the name of its result(s) in the CLI's result file.
-_COMMANDS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
-    "predict": (predict, ("Y",)),
-}
-
-
-def run(command: str, path: str, x: Any = None, t: Any = None, **options: Any) -> dict[str, Any]:
-    """Run ``command`` as the CLI would, returning what its result file would hold.
-
-    The MATLAB helpers' in-process route: ``options`` carry the CLI's option names with
-    underscores (``network``, ``samples``, ``dtype``, ...) and values as the helpers pass
-    them (text). ``x`` and ``t`` are the inputs and targets (``t`` unused by ``predict``).
+    The MATLAB helpers' in-process route: exactly what ``mat2grad COMMAND PATH --inputs
+    DATA.mat -o OUT.mat`` computes (the same code, so the same numbers and the same
+    messages), without starting Python and importing PyTorch again. ``x``, ``t`` and ``ew``
+    (inputs, targets, error weights; MATLAB layout; a tuple/list for a cell) go to a
+    temporary data file, deleted afterwards, as variables ``X``, ``T`` and ``EW``.
+    ``options`` are the command's long options with underscores (``network="net1"``,
+    ``samples="rows"``, ``chunk_size="64"``); the value ``""`` stands for a bare flag.
 
     Returns:
-        A dict named like the variables of the CLI's result file, e.g. ``{"Y": ...}``; a
-        tuple stands for a MATLAB cell.
+        The result file's variables: numeric arrays as float64 arrays in MATLAB layout, cell
+        arrays as lists of rows (lists), e.g. ``{"Y": ...}`` or ``{"perf": ..., "db": ...}``.
 
     Raises:
-        Mat2GradError: an unknown command or option, or any error of the command itself.
+        Mat2GradError: the command's own error (its one-line message), or a usage error.
     """
-    if command not in _COMMANDS:
+    import tempfile
+
+    if command not in COMMANDS:
         raise Mat2GradError(
             f"matlab_api: no in-process command '{command}' (available: {', '.join(COMMANDS)})"
         )
-    function, names = _COMMANDS[command]
-    accepted = [
-        p.name
-        for p in inspect.signature(function).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise Mat2GradError(
-            f"{command}: option(s) {', '.join(unknown)} not accepted in-process "
-            f"(accepted: {', '.join(accepted)})"
-        )
-    if x is None:
-        raise Mat2GradError(f"{command}: no inputs given")
-    result = function(str(path), x, **{k: v for k, v in options.items() if v is not None})
-    values = result if len(names) > 1 else (result,)
-    return dict(zip(names, values, strict=True))
+    with tempfile.TemporaryDirectory(prefix="mat2grad-") as folder:
+        data = os.path.join(folder, "data.mat")
+        out = os.path.join(folder, "result.mat")
+        argv = [command, str(path)]
+        variables = {}
+        for name, value, flags in (
+            ("X", x, ["--inputs", data, "--inputs-var", "X"]),
+            ("T", t, ["--targets", data, "--targets-var", "T"]),
+            ("EW", ew, ["--ew-var", "EW"]),
+        ):
+            if value is not None:
+                variables[name] = (
+                    _cell(value, name) if isinstance(value, list | tuple) else _matrix(value, name)
+                )
+                argv += flags
+        if variables:
+            matfile.write_mat(data, variables)
+        for name, value in options.items():
+            if value is not None:
+                argv += [f"--{name.replace('_', '-')}"] + ([str(value)] if value != "" else [])
+        argv += ["-o", out]
+        _run_cli(argv, scrub=((f"{data}: ", ""), (data, "the data passed from MATLAB")))
+        return {name: _plain(value) for name, value in matfile.read_mat(out).items()}
+
+
+def _run_cli(argv: list[str], scrub: tuple[tuple[str, str], ...]) -> None:
+    """``mat2grad.cli.main(argv)``, its failure raised as Mat2GradError with its message
+    (temporary file names replaced as ``scrub`` says); what a successful run prints on
+    stderr (warnings) is passed on to this process's stderr."""
+    import contextlib
+    import io
+    import sys
+
+    from .cli import main
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse: a usage error
+            code = exc.code if isinstance(exc.code, int) else 2
+    text = stderr.getvalue()
+    for old, new in scrub:
+        text = text.replace(old, new)
+    if code == 0:
+        sys.stderr.write(text)
+        return
+    lines = [line for line in text.splitlines() if line.strip()]
+    message = lines[-1] if lines else f"exit status {code}"
+    raise Mat2GradError(message.removeprefix("mat2grad: "))
+
+
+def _result_commands() -> tuple[str, ...]:
+    """The CLI subcommands that write a result file (-o): the ones :func:`run` offers."""
+    import argparse
+
+    from .cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return tuple(
+        name for name, parser in sub.choices.items() if "-o" in parser._option_string_actions
+    )
+
+
+#: The commands :func:`run` offers (CLI subcommands that write a result file).
+COMMANDS: tuple[str, ...] = _result_commands()
+
+
+def _cell(items: list[Any] | tuple[Any, ...], name: str) -> np.ndarray:
+    """A tuple/list from MATLAB (a cell: one matrix per input or output) -> N x 1 cell."""
+    cell = np.empty((len(items), 1), dtype=object)
+    for k, item in enumerate(items):
+        cell[k, 0] = _matrix(item, f"{name}{{{k + 1}}}")
+    return cell
+
+
+def _plain(value: Any) -> Any:
+    """A result variable -> float64 arrays, and lists of rows for cells (MATLAB converts
+    a list of lists into a 2-D cell)."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return [[_plain(item) for item in row] for row in value]
+    if isinstance(value, str):
+        return value
+    return matfile.as_float(value, "result")
 
 
 # --------------------------------------------------------------------------------------
@@ -148,12 +217,7 @@ def _cached_model(key: tuple[Any, ...], path: str, network: str | None, dtype: s
 
 def _inputs(model: nn.Module, x: Any, samples: str) -> list[np.ndarray]:
     """MATLAB-layout inputs (an array, or a tuple/list for several) -> batch-first arrays."""
-    if isinstance(x, list | tuple):
-        value: Any = np.empty((len(x), 1), dtype=object)
-        for k, item in enumerate(x):
-            value[k, 0] = _matrix(item, f"X{{{k + 1}}}")
-    else:
-        value = _matrix(x, "X")
+    value = _cell(x, "X") if isinstance(x, list | tuple) else _matrix(x, "X")
     sizes = tuple(int(s[0]) for s in model.input_shapes)
     return matfile.samples_from_matlab(value, sizes, samples=samples, what="X")
 

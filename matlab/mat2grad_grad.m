@@ -14,14 +14,21 @@ function [G, perf] = mat2grad_grad(net, X, T, varargin)
 %   This is the mathematical gradient (not its negative), with the 1/N of mse inside.
 %
 %   [G, PERF] = MAT2GRAD_GRAD(NET, X, T, Name, Value) sets options:
-%     'Performance'  'mse', 'sse', 'mae', 'sae' or 'crossentropy' instead of the
-%                    network's own performFcn
-%     'Network'      path of the network inside a MAT-file holding several ('net1')
-%     'Samples'      'columns' (default): X is R-by-Q and T is S-by-Q; 'rows': Q-by-R
-%                    and Q-by-S
-%     'DataType'     'double' (default) or 'single': the precision of the computation
-%     'Layout'       ONNX files only: 'matlab' or 'onnx' data layout
-%     'Wrt'          ONNX files only: the initializer (weight) to differentiate
+%     'Performance'     'mse', 'sse', 'mae', 'sae' or 'crossentropy' instead of the
+%                       network's own performFcn
+%     'Normalization'   'none', 'standard' or 'percent' instead of the network's
+%                       performParam.normalization
+%     'Regularization'  in [0, 1], instead of performParam.regularization
+%     'ErrorWeights'    error weights EW, as for perform(NET, T, Y, EW): 1-by-Q (per
+%                       sample), S-by-1 (per output row) or S-by-Q
+%     'Convention'      'math' (default): the gradient +dPERF/dw; 'matlab': what
+%                       defaultderiv('dperf_dwb', NET, X, T) returns, its negative
+%     'WbOrder'         'bias-first' (default): getwb's order since R2012b;
+%                       'bias-last': the order of R2010b-R2012a
+%     'Network'         path of the network inside a MAT-file holding several ('net1')
+%     'Samples'         'columns' (default): X is R-by-Q and T is S-by-Q; 'rows': Q-by-R
+%                       and Q-by-S
+%     'DataType'        'double' (default) or 'single': the precision of the computation
 %
 %   Inputs:
 %     NET  a network object (MATLAB), a struct with the fields of one (GNU Octave), the
@@ -49,13 +56,18 @@ function [G, perf] = mat2grad_grad(net, X, T, varargin)
   if nargin < 3
     error('mat2grad:grad:nargin', 'mat2grad: usage: [G, perf] = mat2grad_grad(NET, X, T, ...)');
   end
-  options = parse_options('grad', ...
-    {'Performance', 'Network', 'Samples', 'DataType', 'Layout', 'Wrt'}, varargin);
+  options = parse_options('grad', {'Performance', 'Normalization', 'Regularization', ...
+    'ErrorWeights', 'Convention', 'WbOrder', 'Network', 'Samples', 'DataType'}, varargin);
   check_data('grad', X, 'X');
   check_data('grad', T, 'T');
   data = struct();
   data.X = X;
   data.T = T;
+  k = strcmp(options(:, 1), 'EW');   % error weights are data, saved beside X and T
+  if any(k)
+    data.EW = options{k, 2};
+    options(k, :) = [];
+  end
   G = call_cli('grad', net, data, options, true);
   perf = G.perf;
 end
@@ -63,7 +75,7 @@ end
 %!shared net, X, T
 %! [net, X, T] = m2g_test_net ();
 
-%!testif ; m2g_test_has ('grad')
+%!test
 %! % the network struct built in Octave (performFcn mse, also named): against complex-step
 %! % derivatives of MATLAB's mse written in Octave over the Octave forward pass
 %! [G, perf] = mat2grad_grad (net, X, T, 'Performance', 'mse');
@@ -81,6 +93,17 @@ end
 %! wb = [ref.db{1}; ref.dIW{1,1}(:); ref.db{2}; ref.dLW{2,1}(:); ref.db{3}; ref.dLW{3,2}(:)];
 %! m2g_test_close (G.dwb, wb, 1e-12);
 
+%!test
+%! % error weights, MATLAB's sign convention, sse: EW = 2 doubles the gradient of sse,
+%! % and 'matlab' returns its negative
+%! EW = 2 * ones (1, size (X, 2));
+%! G = mat2grad_grad (net, X, T, 'Performance', 'sse', 'ErrorWeights', EW, ...
+%!                    'Convention', 'matlab');
+%! [perfRef, ref] = m2g_test_perf_gradient (net, X, T);
+%! m2g_test_close (G.perf, 2 * perfRef * numel (T), 1e-12);
+%! m2g_test_close (G.db{1}, -2 * numel (T) * ref.db{1}, 1e-12);
+
 %!error <usage> mat2grad_grad (1, 2)
 %!error <Performance> mat2grad_grad ('net.mat', 1, 1, 'Performance', 'rmse')
+%!error <ErrorWeights> mat2grad_grad ('net.mat', 1, 1, 'ErrorWeights', -1)
 %!error id=mat2grad:grad:data mat2grad_grad ('net.mat', 1, {1, 'a'})

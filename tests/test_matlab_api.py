@@ -97,27 +97,80 @@ def test_predict_missing_file(tmp_path):
         matlab_api.predict(str(tmp_path / "none.mat"), X)
 
 
-def test_run_names_results_like_the_cli(tiny, tmp_path):
+def _cli_result(tmp_path, *argv):
+    """What the command line writes for the same call (the reference for run)."""
     from mat2grad.cli import main
 
-    result = matlab_api.run("predict", str(tiny), X, None, samples="columns", network="net")
-    assert list(result) == ["Y"]
+    out = tmp_path / "cli.mat"
+    assert main([str(a) for a in argv] + ["-o", str(out)]) == 0
+    return matfile.read_mat(out)
+
+
+def test_run_is_the_cli_in_process(tiny, tmp_path):
     data = tmp_path / "x.mat"
     scipy.io.savemat(data, {"X": X})
-    assert main(["predict", str(tiny), "--inputs", str(data), "-o", str(tmp_path / "o.mat")]) == 0
-    np.testing.assert_array_equal(result["Y"], scipy.io.loadmat(tmp_path / "o.mat")["Y"])
+    result = matlab_api.run("predict", str(tiny), X, network="net", samples="columns")
+    expected = _cli_result(tmp_path, "predict", tiny, "--inputs", data)
+    assert list(result) == ["Y"]
+    np.testing.assert_array_equal(result["Y"], expected["Y"])
+
+
+@requires_corpus
+def test_run_grad_returns_cells_as_lists_of_rows(tmp_path):
+    src = CORPUS / "shallow/abj247_ann.mat"
+    data = scipy.io.loadmat(src)
+    x, t = data["i"], data["fg_outputs"] + 0.1
+    scipy.io.savemat(tmp_path / "xt.mat", {"X": x, "T": t})
+    result = matlab_api.run("grad", str(src), x, t, network="fg", performance="sse")
+    expected = _cli_result(
+        tmp_path,
+        "grad",
+        src,
+        "--network",
+        "fg",
+        "--inputs",
+        tmp_path / "xt.mat",
+        "--performance",
+        "sse",
+    )
+    assert sorted(result) == sorted(expected) == ["dIW", "dLW", "db", "dwb", "perf"]
+    np.testing.assert_array_equal(result["dwb"], expected["dwb"])
+    for name in ("db", "dIW", "dLW"):
+        rows = result[name]
+        assert (len(rows), len(rows[0])) == expected[name].shape  # a list of rows: 2-D cell
+        for (i, j), block in np.ndenumerate(expected[name]):
+            np.testing.assert_array_equal(rows[i][j], block)
 
 
 @pytest.mark.parametrize(
-    "command, options, pattern",
+    "command, args, options, pattern",
     [
-        ("jacobian2", {}, "no in-process command 'jacobian2'"),
-        ("predict", {"layout": "onnx"}, r"option\(s\) layout not accepted in-process"),
+        ("jacobian2", (X,), {}, "no in-process command 'jacobian2'"),
+        ("predict", (X,), {"layout": "onnx"}, "unrecognized arguments: --layout onnx"),
+        ("predict", (X[:1],), {}, r"^'X' has 1 rows but the network takes 2 \(inputs\{1\}.size\)$"),
+        ("predict", ((X, X),), {}, "the network has 1 inputs"),
     ],
 )
-def test_run_rejects_unknown_commands_and_options(tiny, command, options, pattern):
+def test_run_errors_carry_the_cli_message(tiny, command, args, options, pattern):
     with pytest.raises(mat2grad.Mat2GradError, match=pattern):
-        matlab_api.run(command, str(tiny), X, **options)
+        matlab_api.run(command, str(tiny), *args, **options)
+
+
+def test_run_passes_warnings_on(tiny, capsys, monkeypatch):
+    """What the command prints on stderr while succeeding (its warnings) is not swallowed."""
+    import importlib
+    import sys
+
+    predict_module = importlib.import_module("mat2grad.predict")
+    original = predict_module.predict_arrays
+
+    def noisy(*args, **kwargs):
+        print("mat2grad: careful", file=sys.stderr)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "predict_arrays", noisy)
+    matlab_api.run("predict", str(tiny), X)
+    assert "careful" in capsys.readouterr().err
 
 
 def test_model_cache_sees_a_rewritten_file(tiny):
@@ -138,5 +191,6 @@ def test_predict_reproduces_matlab():
     assert_close(y, data["y"], FORWARD_RTOL, "matlab_api.predict")
 
 
-def test_commands_are_offered():
-    assert set(matlab_api.COMMANDS) <= set(matlab_api._COMMANDS)
+def test_commands_are_the_cli_commands_that_write_results():
+    assert {"predict", "grad"} <= set(matlab_api.COMMANDS)
+    assert "info" not in matlab_api.COMMANDS

@@ -2,7 +2,8 @@ function [result, out, err, status] = call_cli(fn, net, data, options, writesRes
 %CALL_CLI   One helper call: save the data, run "mat2grad FN ...", load the results.
 %   RESULT = CALL_CLI(FN, NET, DATA, OPTIONS, WRITESRESULT) runs the mat2grad command FN
 %   ('predict', 'jacobian', ...) on the network NET with the variables of the struct DATA
-%   (X: inputs, T: targets; either may be absent) and the N-by-2 cell OPTIONS of
+%   (X: inputs, T: targets, EW: error weights; any may be absent) and the N-by-2 cell
+%   OPTIONS of
 %   {cli-option-name, value} pairs from PARSE_OPTIONS (value '' for a bare flag). When
 %   WRITESRESULT is true the command writes a MAT-file, and RESULT is that file loaded as
 %   a struct (J, Y, H, ...); otherwise RESULT is struct().
@@ -69,6 +70,9 @@ function [result, out, err, status] = call_cli(fn, net, data, options, writesRes
   end
   if isfield(data, 'T')
     args = [args, {'--targets', datafile, '--targets-var', 'T'}];
+  end
+  if isfield(data, 'EW')
+    args = [args, {'--ew-var', 'EW'}];
   end
   for k = 1:size(options, 1)
     args = [args, {['--' options{k, 1}]}]; %#ok<AGROW>

@@ -1,10 +1,11 @@
 function result = call_inprocess(fn, file, networkPath, data, options)
 %CALL_INPROCESS   MATLAB only: run FN through py.mat2grad.matlab_api, without files.
 %   RESULT = CALL_INPROCESS(FN, FILE, NETWORKPATH, DATA, OPTIONS) calls
-%   mat2grad.matlab_api.run(FN, FILE, X, T, network=..., <options>) in the Python that
-%   pyenv loaded, passing DATA.X / DATA.T as plain arrays (a cell for several inputs), and
-%   converts the returned dict of numpy arrays into a struct with the same fields as
-%   the command line's result file.
+%   mat2grad.matlab_api.run(FN, FILE, X, T, EW, network=..., <options>) in the Python
+%   that pyenv loaded (the command line's own code, run in that process), passing
+%   DATA.X / DATA.T / DATA.EW as plain arrays (a cell for several inputs or outputs),
+%   and converts the returned dict (numpy arrays; cells as lists of rows) into a struct
+%   with the same fields as the command line's result file.
 %
 %   Needs pyenv(Version=PYTHON, ExecutionMode="OutOfProcess"): PyTorch loaded into
 %   MATLAB's own process conflicts with MATLAB's libraries (mat2grad_setup checks this).
@@ -17,19 +18,19 @@ function result = call_inprocess(fn, file, networkPath, data, options)
   for k = 1:size(options, 1)
     kw = [kw, {strrep(options{k, 1}, '-', '_'), options{k, 2}}]; %#ok<AGROW>
   end
-  X = py.None;
-  T = py.None;
-  if isfield(data, 'X')
-    X = to_python(data.X);
-  end
-  if isfield(data, 'T')
-    T = to_python(data.T);
+  arrays = {py.None, py.None, py.None};
+  names = {'X', 'T', 'EW'};
+  for k = 1:3
+    if isfield(data, names{k})
+      arrays{k} = to_python(data.(names{k}));
+    end
   end
   api = py.importlib.import_module('mat2grad.matlab_api');
   try
-    r = api.run(fn, file, X, T, pyargs(kw{:}));
+    r = api.run(fn, file, arrays{:}, pyargs(kw{:}));
   catch err
-    % Python's exception arrives as "Python Error: Mat2GradError: <message>".
+    % Python's exception arrives as "Python Error: Mat2GradError: <message>"; the message
+    % is the command line's own (temporary file names already replaced).
     message = regexprep(err.message, '^Python Error:\s*(\w+:\s*)?', '');
     error(['mat2grad:' fn ':failed'], 'mat2grad: %s', message);
   end

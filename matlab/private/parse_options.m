@@ -15,6 +15,11 @@ function options = parse_options(fn, names, args)
 %     'Layout'      char     --layout       ONNX files: 'matlab' or 'onnx' data layout
 %     'Output'      integer  --output       which output element (Hessian)
 %     'Performance' char     --performance  'mse', 'sse', 'mae', 'sae', 'crossentropy'
+%     'Normalization' char   --normalization 'none', 'standard' or 'percent'
+%     'Regularization' real  --regularization in [0, 1]
+%     'Convention'  char     --convention   'math' (+dperf/dwb) or 'matlab' (its negative)
+%     'WbOrder'     char     --wb-order     'bias-first' or 'bias-last' (getwb's order)
+%     'ErrorWeights' matrix  (data, not an option: returned as {'EW', value})
 %     'Tol'         real     --tol          tolerance of the gradient check
 %     'Wrt'         char     --wrt          ONNX files: the initializer to differentiate
 
@@ -54,6 +59,17 @@ function options = parse_options(fn, names, args)
         options(end+1, :) = {'output', sprintf('%d', value)};
       case 'Performance'
         options(end+1, :) = {'performance', validatestring(value, performance_names())};
+      case 'Normalization'
+        options(end+1, :) = {'normalization', ...
+                             validatestring(value, {'none', 'standard', 'percent'})};
+      case 'Regularization'
+        options(end+1, :) = {'regularization', sprintf('%.17g', value)};
+      case 'Convention'
+        options(end+1, :) = {'convention', validatestring(value, {'math', 'matlab'})};
+      case 'WbOrder'
+        options(end+1, :) = {'wb-order', validatestring(value, {'bias-first', 'bias-last'})};
+      case 'ErrorWeights'
+        options(end+1, :) = {'EW', value};
       case 'Tol'
         options(end+1, :) = {'tol', sprintf('%.17g', value)};
       case 'Wrt'
@@ -80,6 +96,17 @@ function ok = check_value(name, value, where)
       validatestring(value, {'matlab', 'onnx'}, where, name);
     case 'Performance'
       validatestring(value, performance_names(), where, name);
+    case 'Normalization'
+      validatestring(value, {'none', 'standard', 'percent'}, where, name);
+    case 'Convention'
+      validatestring(value, {'math', 'matlab'}, where, name);
+    case 'WbOrder'
+      validatestring(value, {'bias-first', 'bias-last'}, where, name);
+    case 'Regularization'
+      validateattributes(value, {'numeric'}, {'scalar', 'real', '>=', 0, '<=', 1}, where, name);
+    case 'ErrorWeights'
+      validateattributes(value, {'numeric', 'logical'}, {'2d', 'real', 'nonnegative'}, ...
+                         where, name);
     case {'ChunkSize', 'Output'}
       validateattributes(value, {'numeric'}, {'scalar', 'integer', 'positive'}, where, name);
     case 'Tol'
@@ -113,5 +140,10 @@ end
 %!error <ChunkSize> parse_options ('jacobian', {'ChunkSize'}, {'ChunkSize', 0})
 %!error <ChunkSize> parse_options ('jacobian', {'ChunkSize'}, {'ChunkSize', 2.5})
 %!error <Mode> parse_options ('jacobian', {'Mode'}, {'Mode', 'sideways'})
+%!test
+%! o = parse_options ('grad', {'Regularization', 'WbOrder', 'ErrorWeights'}, ...
+%!                    {'WbOrder', 'bias-l', 'Regularization', 0.25, 'ErrorWeights', [1 2]});
+%! assert (o, {'regularization', '0.25'; 'wb-order', 'bias-last'; 'EW', [1 2]});
+%!error <Regularization> parse_options ('grad', {'Regularization'}, {'Regularization', 2})
 %!error parse_options ('predict', {'Network'}, {'Mode', 'rev'})
 %!error parse_options ('predict', {'Network'}, {'Network'})
