@@ -3,10 +3,9 @@ function [result, out, err, status] = call_cli(fn, net, data, options, writesRes
 %   RESULT = CALL_CLI(FN, NET, DATA, OPTIONS, WRITESRESULT) runs the mat2grad command FN
 %   ('predict', 'jacobian', ...) on the network NET with the variables of the struct DATA
 %   (X: inputs, T: targets, EW: error weights; any may be absent) and the N-by-2 cell
-%   OPTIONS of
-%   {cli-option-name, value} pairs from PARSE_OPTIONS (value '' for a bare flag). When
-%   WRITESRESULT is true the command writes a MAT-file, and RESULT is that file loaded as
-%   a struct (J, Y, H, ...); otherwise RESULT is struct().
+%   OPTIONS of {cli-option-name, value} pairs from PARSE_OPTIONS (value '' for a bare
+%   flag). When WRITESRESULT is true the command writes a MAT-file, and RESULT is that
+%   file loaded as a struct (J, Y, H, ...); otherwise RESULT is struct().
 %
 %   NET is a path to a .mat or .onnx file (option 'network' picks a network inside a
 %   MAT-file), a struct with the fields of a network object, or (MATLAB) a network object:
