@@ -27,8 +27,10 @@ which are held fixed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -48,6 +50,8 @@ __all__ = [
     "step_sensitivity",
     "sequence_gradient",
     "predict_series",
+    "SeriesData",
+    "series_from_file",
 ]
 
 #: the gradient forms offered by the CLI (``mat2grad jacobian --form``)
@@ -427,3 +431,121 @@ def _opt(states: Sequence[Any] | None, dtype: torch.dtype) -> tuple[Tensor | Non
     if states is None:
         return None
     return tuple(None if s is None else torch.as_tensor(s, dtype=dtype) for s in states)
+
+
+# --------------------------------------------------------------------------------------
+# Reading time-series data from a MAT-file (the CLI's and the MATLAB helpers' route)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesData:
+    """Batch-first arrays read from a MAT-file for :func:`predict_series` (None: absent)."""
+
+    inputs: list[np.ndarray]
+    xi: list[np.ndarray] | None
+    ai: list[np.ndarray] | None
+    targets: list[np.ndarray] | None
+    known_inputs: list[np.ndarray] | None
+    known_targets: list[np.ndarray] | None
+    steps: int | None
+    matrix: bool  # the inputs were one plain matrix: write results the same way
+
+
+def series_from_file(net: Any, args: Any) -> SeriesData:
+    """Read the series named by the CLI options (``--inputs FILE``, ``--inputs-var``,
+    ``--xi-var``, ``--ai-var``, ``--targets-var``, ``--known-inputs-var``,
+    ``--known-targets-var``, ``--samples``) in MATLAB's layout, for ``net``.
+
+    Which inputs the series hold depends on the mode: with ``--prepare``/``--targets-var``,
+    ``--closed-loop`` or a known sequence they are the non-feedback inputs (MATLAB's
+    ``Xnf``); otherwise every network input, the open-loop feedback input included.
+    """
+    from . import matfile
+
+    spec = net.spec
+    source = args.inputs
+    variables = matfile.read_mat(source)
+    samples = args.samples
+    known = bool(args.known_inputs_var or args.known_targets_var)
+    non_feedback = bool(args.prepare or args.targets_var or args.closed_loop or known)
+    if non_feedback:
+        sizes = tuple(i.size for i in spec.inputs if i.feedback_output is None)
+    else:
+        sizes = tuple(net.input_sizes)
+    fb_sizes = tuple(o.size for o in spec.outputs if o.feedback_mode != "none")
+    out_sizes = tuple(o.size for o in spec.outputs)
+
+    def read(name: str) -> Any:
+        return matfile.resolve(variables, name, source=source)
+
+    def seqs(value: Any, sig: tuple[int, ...], what: str) -> tuple[list[np.ndarray], int, bool]:
+        return matfile.sequences_from_matlab(value, sig, samples=samples, what=what)
+
+    inputs: list[np.ndarray] = []
+    steps, matrix = None, False
+    if args.inputs_var or sizes:
+        defaults = ("X", "x") if not known else ("X2", "x2")
+        exclude = tuple(
+            v for v in (args.targets_var, args.known_inputs_var, args.known_targets_var) if v
+        )
+        name, value = matfile.select_variable(
+            variables, args.inputs_var, source=source, defaults=defaults, exclude=exclude
+        )
+        inputs, steps, matrix = seqs(value, sizes, f"{source}: '{name}'")
+
+    def targets_of(name: str, feedback_only: bool = False) -> list[np.ndarray]:
+        """One series per output, or per feedback output (the form preparets takes)."""
+        value = read(name)
+        rows = value.shape[0] if isinstance(value, np.ndarray) and value.dtype == object else 1
+        if rows != len(out_sizes) or len(out_sizes) == len(fb_sizes):
+            return seqs(value, fb_sizes or out_sizes, f"{source}: '{name}'")[0]
+        series = seqs(value, out_sizes, f"{source}: '{name}'")[0]
+        if feedback_only:
+            series = [
+                s for s, o in zip(series, spec.outputs, strict=True) if o.feedback_mode != "none"
+            ]
+        return series
+
+    xi = ai = None
+    if args.xi_var:
+        xi = matfile.states_from_matlab(
+            read(args.xi_var),
+            tuple(net.input_sizes),
+            spec.num_input_delays,
+            samples=samples,
+            what=f"{source}: '{args.xi_var}'",
+        )
+    if args.ai_var:
+        ai = matfile.states_from_matlab(
+            read(args.ai_var),
+            tuple(layer.size for layer in spec.layers),
+            spec.num_layer_delays,
+            samples=samples,
+            what=f"{source}: '{args.ai_var}'",
+        )
+    known_inputs = known_targets = None
+    if known:
+        known_sizes = tuple(i.size for i in spec.inputs if i.feedback_output is None)
+        if known_sizes and not args.known_inputs_var:
+            raise Mat2GradError("--known-targets-var needs --known-inputs-var (the known X1)")
+        if args.known_inputs_var:
+            known_inputs = seqs(
+                read(args.known_inputs_var),
+                known_sizes,
+                f"{source}: '{args.known_inputs_var}'",
+            )[0]
+        else:
+            known_inputs = []
+        if args.known_targets_var:
+            known_targets = targets_of(args.known_targets_var, feedback_only=True)
+    return SeriesData(
+        inputs=inputs,
+        xi=xi,
+        ai=ai,
+        targets=targets_of(args.targets_var) if args.targets_var else None,
+        known_inputs=known_inputs,
+        known_targets=known_targets,
+        steps=steps if not sizes else None,
+        matrix=matrix,
+    )

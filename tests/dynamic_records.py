@@ -99,13 +99,17 @@ def dynamic_record(
         iw_props[i - 1, j - 1] = MatStruct(
             {"weightFcn": "dotprod", "delays": np.array([list(delays)], dtype=float)}
         )
-        iw_vals[i - 1, j - 1] = rng.normal(0, 0.6, (layers[i - 1][0], len(delays) * input_sizes[j - 1]))
+        iw_vals[i - 1, j - 1] = rng.normal(
+            0, 0.6, (layers[i - 1][0], len(delays) * input_sizes[j - 1])
+        )
     for (i, k), delays in lw.items():
         layer_connect[i - 1, k - 1] = 1
         lw_props[i - 1, k - 1] = MatStruct(
             {"weightFcn": "dotprod", "delays": np.array([list(delays)], dtype=float)}
         )
-        lw_vals[i - 1, k - 1] = rng.normal(0, 0.6, (layers[i - 1][0], len(delays) * layers[k - 1][0]))
+        lw_vals[i - 1, k - 1] = rng.normal(
+            0, 0.6, (layers[i - 1][0], len(delays) * layers[k - 1][0])
+        )
     out_connect = np.zeros((1, nl), dtype=np.uint8)
     for i in outputs:
         out_connect[0, i - 1] = 1
@@ -307,13 +311,26 @@ def reference_sim(rec, x, xi=None, ai=None, element_major=False, steps=None):
             n = rec["b"][i, 0].ravel().copy()
             for j in range(ni):
                 if ic[i, j]:
-                    v = tap(lambda d, j=j: p[j][nid + t - 1 - d], delays[("IW", i, j)])
+                    v = tap(lambda d, j=j, t=t: p[j][nid + t - 1 - d], delays[("IW", i, j)])
                     n = n + rec["IW"][i, j] @ v
             for k in range(nl):
                 if lc[i, k]:
-                    v = tap(lambda d, k=k: a[(k, t - d)], delays[("LW", i, k)])
+                    v = tap(lambda d, k=k, t=t: a[(k, t - d)], delays[("LW", i, k)])
                     n = n + rec["LW"][i, k] @ v
             a[(i, t)] = _TRANSFER[layers[i]["transferFcn"]](n)
         for i in ys:
             ys[i].append(_reverse(_settings(outputs[i]), a[(i, t)]))
     return [np.stack(ys[i]) for i in sorted(ys)]
+
+
+def to_mat(value):
+    """A record tree -> what mat2grad.matfile.write_mat writes (structs as dicts), so a
+    hand-made network can be saved as the struct Octave or struct(net) would give."""
+    if isinstance(value, MatStruct):
+        return {k: to_mat(v) for k, v in value.fields.items()}
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        out = np.empty(value.shape, dtype=object)
+        for idx, item in np.ndenumerate(value):
+            out[idx] = to_mat(item)
+        return out
+    return value
