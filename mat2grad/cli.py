@@ -255,7 +255,7 @@ def _predict_dynamic(args: argparse.Namespace, model: Any) -> int:
     from .dynamic import predict_series, series_from_file
 
     data = series_from_file(model, args)
-    used, sim, _ = predict_series(
+    _, sim = predict_series(
         model,
         data.inputs,
         xi=data.xi,

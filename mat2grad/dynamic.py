@@ -38,8 +38,8 @@ from .errors import Mat2GradError
 from .shallow.dynamic import (
     Prepared,
     Simulation,
+    closed_loop_after,
     closeloop,
-    predict_ahead,
     preparets,
     simulate,
 )
@@ -49,7 +49,11 @@ __all__ = [
     "sequence_jacobian",
     "step_sensitivity",
     "sequence_gradient",
+    "Run",
+    "plan_run",
     "predict_series",
+    "gradient_series",
+    "gradient_to_matlab",
     "SeriesData",
     "series_from_file",
 ]
@@ -338,7 +342,24 @@ def sequence_gradient(
 # --------------------------------------------------------------------------------------
 
 
-def predict_series(
+@dataclass(frozen=True)
+class Run:
+    """A dynamic network ready to simulate the way the user asked: the network actually
+    simulated (closed by ``closeloop`` if asked), its inputs ``(Q, TS, R_j)``, initial
+    states, the number of steps (for input-less networks) and preparets' result if used."""
+
+    net: Any
+    x: tuple[Tensor, ...]
+    xi: tuple[Tensor | None, ...] | None
+    ai: tuple[Tensor | None, ...] | None
+    steps: int | None
+    prepared: Prepared | None
+
+    def simulate(self) -> Simulation:
+        return simulate(self.net, self.x, self.xi, self.ai, steps=self.steps)
+
+
+def plan_run(
     net: Any,
     inputs: Sequence[Any] = (),
     *,
@@ -350,22 +371,19 @@ def predict_series(
     known_inputs: Sequence[Any] | None = None,
     known_targets: Sequence[Any] | None = None,
     steps: int | None = None,
-) -> tuple[Any, Simulation, Prepared | None]:
-    """Run a dynamic network on time series as a MATLAB user would.
+) -> Run:
+    """Decide how to run a dynamic network on time series, as a MATLAB user would.
 
     1. ``closed_loop``: ``net = closeloop(net)`` first.
     2. ``known_inputs``/``known_targets`` given: multistep prediction following the known
-       sequence (:func:`~mat2grad.shallow.dynamic.predict_ahead`); ``inputs`` are then the
-       future (non-feedback) inputs.
+       sequence (:func:`~mat2grad.shallow.dynamic.predict_ahead`): the known part runs in
+       open loop, its final states are converted by ``closeloop(net, xf, af)``, and the
+       closed-loop network runs over ``inputs`` (the future non-feedback inputs).
     3. else ``prepare`` or ``targets`` given: ``[x, xi, ai] = preparets(net, inputs, ...,
-       targets)`` then ``net(x, xi, ai)``; ``targets`` hold one series per output, or
-       only the feedback outputs' series.
+       targets)``; ``targets`` hold one series per output, or only the feedback outputs'.
     4. else ``net(inputs, xi, ai)`` (zeros for missing states).
-
-    Returns:
-        ``(net actually simulated, Simulation, Prepared or None)``; all arrays batch-first.
     """
-    _dynamic(net, "predict_series")
+    _dynamic(net, "a time-series run")
     dtype = next(net.parameters()).dtype
 
     def tensors(seq: Sequence[Any] | None) -> list[Tensor]:
@@ -378,53 +396,118 @@ def predict_series(
                 "(closed-loop prediction is for narxnet/narnet-type networks)"
             )
         net = closeloop(net)
-    with torch.no_grad():
-        if known_inputs is not None or known_targets is not None:
-            if not known_targets:
-                raise Mat2GradError(
-                    "multistep prediction after a known sequence needs the known feedback "
-                    "targets (--known-targets-var) as well as the known inputs"
-                )
-            if prepare or targets or xi is not None or ai is not None:
-                raise Mat2GradError(
-                    "a known sequence defines the initial states: do not also give "
-                    "targets, --prepare or initial states"
-                )
-            sim = predict_ahead(
-                net, tensors(known_inputs), tensors(known_targets), tensors(inputs), steps=steps
+    if known_inputs is not None or known_targets is not None:
+        if not known_targets:
+            raise Mat2GradError(
+                "multistep prediction after a known sequence needs the known feedback "
+                "targets (--known-targets-var) as well as the known inputs"
             )
-            return closeloop(net), sim, None
-        if prepare or targets:
-            if xi is not None or ai is not None:
-                raise Mat2GradError(
-                    "preparets computes the initial states from the series: do not also give xi/ai"
-                )
-            spec = net.spec
-            fb = [o for o in spec.outputs if o.feedback_mode != "none"]
-            plain = [o for o in spec.outputs if o.feedback_mode == "none"]
-            t = tensors(targets)
-            if not t:
-                t_plain, t_fb = [], []
-            elif len(t) == len(spec.outputs):
-                t_plain = [t[k] for k, o in enumerate(spec.outputs) if o.feedback_mode == "none"]
-                t_fb = [t[k] for k, o in enumerate(spec.outputs) if o.feedback_mode != "none"]
-            elif len(t) == len(fb):
-                t_plain, t_fb = [], t
-            else:
-                raise Mat2GradError(
-                    f"{spec.where} has {len(spec.outputs)} output(s), {len(fb)} with "
-                    f"feedback: give one target series per output or per feedback output; "
-                    f"found {len(t)}"
-                )
-            if len(t_plain) != len(plain):
-                t_plain = []
-            prep = preparets(net, tensors(inputs), t_plain, t_fb)
-            return net, simulate(net, prep.x, prep.xi, prep.ai), prep
-        return (
-            net,
-            simulate(net, tensors(inputs), _opt(xi, dtype), _opt(ai, dtype), steps=steps),
-            None,
+        if prepare or targets or xi is not None or ai is not None:
+            raise Mat2GradError(
+                "a known sequence defines the initial states: do not also give targets, "
+                "--prepare or initial states"
+            )
+        netc, xic, aic = closed_loop_after(net, tensors(known_inputs), tensors(known_targets))
+        return Run(netc, tuple(tensors(inputs)), xic, aic, steps, None)
+    if prepare or targets:
+        if xi is not None or ai is not None:
+            raise Mat2GradError(
+                "preparets computes the initial states from the series: do not also give xi/ai"
+            )
+        spec = net.spec
+        fb = [o for o in spec.outputs if o.feedback_mode != "none"]
+        t = tensors(targets)
+        if not t:
+            t_plain, t_fb = [], []
+        elif len(t) == len(spec.outputs):
+            t_plain = [t[k] for k, o in enumerate(spec.outputs) if o.feedback_mode == "none"]
+            t_fb = [t[k] for k, o in enumerate(spec.outputs) if o.feedback_mode != "none"]
+        elif len(t) == len(fb):
+            t_plain, t_fb = [], t
+        else:
+            raise Mat2GradError(
+                f"{spec.where} has {len(spec.outputs)} output(s), {len(fb)} with feedback: "
+                f"give one target series per output or per feedback output; found {len(t)}"
+            )
+        prep = preparets(net, tensors(inputs), t_plain, t_fb)
+        return Run(net, prep.x, prep.xi, prep.ai, None, prep)
+    return Run(net, tuple(tensors(inputs)), _opt(xi, dtype), _opt(ai, dtype), steps, None)
+
+
+def predict_series(net: Any, inputs: Sequence[Any] = (), **how: Any) -> tuple[Run, Simulation]:
+    """:func:`plan_run` then simulate, without an autograd graph.
+
+    Returns:
+        ``(run, simulation)``: ``run.net`` is the network simulated (closed if asked),
+        ``simulation.outputs`` are ``(Q, TS, S_k)``, ``xf``/``af`` its final states.
+    """
+    run = plan_run(net, inputs, **how)
+    with torch.no_grad():
+        return run, run.simulate()
+
+
+def gradient_series(
+    net: Any,
+    inputs: Sequence[Any] = (),
+    *,
+    form: str = "full",
+    mode: str = "auto",
+    max_lag: int | None = None,
+    chunk_size: int | None = None,
+    **how: Any,
+) -> tuple[Run, Tensor | tuple]:
+    """:func:`plan_run`, then the gradient ``form`` ("full": :func:`sequence_jacobian`,
+    "step": :func:`step_sensitivity`, "sum": :func:`sequence_gradient`) with respect to the
+    inputs the run simulates (after preparets: the shifted series, open-loop feedback inputs
+    included; after a known sequence: the future inputs), at the run's initial states.
+    """
+    if form not in FORMS:
+        raise Mat2GradError(f"form must be one of {', '.join(FORMS)}, not '{form}'")
+    run = plan_run(net, inputs, **how)
+    if not run.x:
+        raise Mat2GradError(
+            f"{run.net.spec.where} has no inputs to differentiate with respect to (a "
+            "closed-loop narnet depends only on its initial states)"
         )
+    states = {"xi": run.xi, "ai": run.ai}
+    if form == "full":
+        return run, sequence_jacobian(run.net, *run.x, mode=mode, chunk_size=chunk_size, **states)
+    if form == "step":
+        return run, step_sensitivity(
+            run.net, *run.x, max_lag=max_lag, chunk_size=chunk_size, **states
+        )
+    return run, sequence_gradient(run.net, *run.x, **states)
+
+
+def gradient_to_matlab(
+    result: Tensor | tuple, form: str, *, matrix: bool = False, samples: str = "columns"
+) -> np.ndarray:
+    """A :func:`gradient_series` result in MATLAB's layout.
+
+    ``full``/``step``: each block ``(Q, TS, S, T2, R)`` becomes ``S x R x TS x T2 x Q``
+    (``J(:,:,t,u,q) = dY{t}(:,q)/dX{u}(:,q)``; for ``step`` the fourth index is the lag
+    ``d+1``), in a numOutputs x numInputs cell when there are several. ``sum``: the
+    gradient has the inputs' layout (numInputs x TS cell of R x Q, or R x TS for a plain
+    one-series matrix).
+    """
+    from . import matfile
+
+    if form == "sum":
+        grads = result if isinstance(result, tuple) else (result,)
+        arrays = [g.detach().double().cpu().numpy() for g in grads]
+        return matfile.sequences_to_matlab(arrays, matrix=matrix, samples=samples)
+    rows = [list(r) for r in result] if isinstance(result, tuple) else [[result]]
+    blocks = [
+        [matfile.sequence_jacobian_to_matlab(b.detach().double().cpu().numpy()) for b in row]
+        for row in rows
+    ]
+    if len(blocks) == 1 and len(blocks[0]) == 1:
+        return blocks[0][0]
+    cell = np.empty((len(blocks), len(blocks[0])), dtype=object)
+    for k, row in enumerate(blocks):
+        for j, block in enumerate(row):
+            cell[k, j] = block
+    return cell
 
 
 def _opt(states: Sequence[Any] | None, dtype: torch.dtype) -> tuple[Tensor | None, ...] | None:

@@ -205,8 +205,8 @@ def test_predict_series_with_targets_is_preparets_then_sim():
         np.random.default_rng(4).normal(size=(2, 12, 2)),
         np.random.default_rng(5).normal(size=(2, 12, 1)),
     )
-    used, sim, prep = D.predict_series(net, [x], targets=[t])
-    assert used is net and prep.shift == 2
+    run, sim = D.predict_series(net, [x], targets=[t])
+    assert run.net is net and run.prepared.shift == 2
     expected = reference(
         rec, [x[:, 2:], t[:, 2:]], [x[:, :2], t[:, :2]], [np.zeros((2, 0, 3)), np.zeros((2, 0, 1))]
     )[0]
@@ -351,3 +351,57 @@ def test_public_predict_takes_sequences():
     assert_close(y.numpy(), reference(rec, [x], *zeros)[0], FORWARD_RTOL, "predict")
     with pytest.raises(Mat2GradError, match=r"takes \(Q, TS, 2\)"):
         mat2grad.predict(net, x[..., :1])
+
+
+# --------------------------------------------------------------------------------------
+# gradient_series: the same runs, differentiated, and written in MATLAB's layout
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", D.FORMS)
+def test_gradient_series_after_preparets_in_matlab_layout(form):
+    _, net = build("narx_open")
+    rng = np.random.default_rng(9)
+    x, t = rng.normal(size=(2, 10, 2)), rng.normal(size=(2, 10, 1))
+    run, result = D.gradient_series(net, [x], targets=[t], form=form, max_lag=2)
+    p = run.prepared
+    if form == "full":
+        expected = D.sequence_jacobian(net, *p.x, xi=p.xi, ai=p.ai)
+    elif form == "step":
+        expected = D.step_sensitivity(net, *p.x, xi=p.xi, ai=p.ai, max_lag=2)
+    else:
+        expected = D.sequence_gradient(net, *p.x, xi=p.xi, ai=p.ai)
+    for a, b in zip(blocks(result)[0], blocks(expected)[0], strict=True):  # wrt x and t
+        assert_close(a.numpy(), b.numpy(), 0.0, form)
+    m = D.gradient_to_matlab(result, form)
+    if form == "sum":  # inputs' layout: numInputs x TS cell of R x Q
+        assert m.shape == (2, 8) and m[0, 3].shape == (2, 2) and m[1, 3].shape == (1, 2)
+        np.testing.assert_array_equal(m[1, 3], result[1][:, 3, :].numpy().T)
+    else:  # 1 x 2 cell (one output, two inputs) of S x R x TS x T2 x Q
+        t2 = 8 if form == "full" else 3
+        assert m.shape == (1, 2) and m[0, 0].shape == (1, 2, 8, t2, 2)
+        np.testing.assert_array_equal(m[0, 0][:, :, 5, 1, 1], result[0][0][1, 5, :, 1, :].numpy())
+
+
+def test_gradient_series_after_a_known_sequence_is_wrt_the_future_inputs():
+    _, net = build("narx_open")
+    rng = np.random.default_rng(10)
+    x1, t1, x2 = (
+        rng.normal(size=(1, 12, 2)),
+        rng.normal(size=(1, 12, 1)),
+        rng.normal(size=(1, 6, 2)),
+    )
+    run, jac = D.gradient_series(net, [x2], known_inputs=[x1], known_targets=[t1])
+    assert jac.shape == (1, 6, 1, 6, 2)
+    netc, xic, aic = dyn.closed_loop_after(net, [torch.from_numpy(x1)], [torch.from_numpy(t1)])
+    fd = finite_differences(netc, [x2], [v.numpy() for v in xic], [v.numpy() for v in aic], 0)
+    assert_close(jac.numpy(), fd.numpy(), FD_RTOL, "multistep Jacobian")
+
+
+def test_gradient_series_refuses_a_network_without_inputs():
+    _, net = build("narnet_open")
+    t1 = np.random.default_rng(2).normal(size=(1, 10, 1))
+    with pytest.raises(Mat2GradError, match="no inputs to differentiate"):
+        D.gradient_series(net, [], known_inputs=[], known_targets=[t1], steps=4)
+    with pytest.raises(Mat2GradError, match="form must be one of"):
+        D.gradient_series(net, [], form="diag")

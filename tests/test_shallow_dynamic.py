@@ -443,3 +443,20 @@ def test_predict_ahead_for_narnet_needs_steps():
     assert sim.outputs[0].shape == (1, 5, 1)
     with pytest.raises(Mat2GradError, match="no feedback output"):
         dyn.predict_ahead(build("timedelaynet")[1], [], [t1], steps=5)
+
+
+@pytest.mark.parametrize("kind", ["narx_open", "layrecnet", "narx_closed"])
+def test_states_as_inputs_follow_the_model_contract(kind):
+    """WithStates(net)(x..., xi..., ai...) == net(x..., xi=..., ai=...), per sample too, so
+    an engine that chunks samples keeps each series with its states."""
+    _, net = build(kind)
+    m = dyn.WithStates(net)
+    x, xi, ai = random_case(net, q=3)
+    args = tensors(x) + tensors(xi) + tensors(ai)
+    y = m(*args)
+    assert_close(y.numpy(), net(*tensors(x), xi=tensors(xi), ai=tensors(ai)).numpy(), 0.0, "")
+    assert len(m.input_shapes) == len(args) and m.input_shapes[len(x)] == xi[0].shape[1:]
+    per_sample = torch.cat([m(*[a[k : k + 1] for a in args]) for k in range(3)])
+    assert_close(per_sample.numpy(), y.numpy(), 1e-14, "chunks of one")
+    with pytest.raises(Mat2GradError, match="tensors"):
+        m(*tensors(x))

@@ -69,6 +69,7 @@ from .functions import NET_INPUT, TRANSFER, WEIGHT
 from .record import InputSpec, NetworkSpec, OutputSpec, WeightSpec, respec
 
 __all__ = [
+    "WithStates",
     "Simulation",
     "Prepared",
     "simulate",
@@ -79,6 +80,7 @@ __all__ = [
     "openloop_spec",
     "closeloop_states",
     "predict_ahead",
+    "closed_loop_after",
 ]
 
 
@@ -378,6 +380,59 @@ def _dtype_device(net: Any) -> tuple[torch.dtype, torch.device]:
     for t in net.parameters():
         return t.dtype, t.device
     return torch.float64, torch.device("cpu")
+
+
+class WithStates(torch.nn.Module):
+    """A dynamic network whose initial delay states are ordinary inputs.
+
+    ``forward(x_1, ..., x_n, xi_1, ..., xi_n, ai_1, ..., ai_L)``: the n input sequences
+    ``(Q, TS, R_j)``, then the input delay states ``(Q, numInputDelays, R_j)``, then the layer
+    delay states ``(Q, numLayerDelays, S_i)``, all batch-first, so a generic engine that
+    slices samples into chunks keeps every series with its own states, and can
+    differentiate with respect to the sequences only (``wrt=range(n)``) or the states too.
+    Follows the model contract (names, shapes, ``zero_derivative``, ``not_differentiable``).
+
+    Example:
+        >>> m = WithStates(net)                                     # doctest: +SKIP
+        >>> y = m(x, t, xi_x, xi_t, ai_1, ai_2)   # == net(x, t, xi=[xi_x, xi_t], ai=[ai_1, ai_2])
+    """
+
+    def __init__(self, net: Any):
+        super().__init__()
+        if not getattr(net, "is_dynamic", False):
+            raise Mat2GradError(f"{net.spec.where} is static: it has no delay states")
+        self.net = net
+        spec: NetworkSpec = net.spec
+        self.spec = spec
+        self.is_dynamic = True
+        n_in, nid, nld = len(spec.inputs), spec.num_input_delays, spec.num_layer_delays
+        self.num_sequences = n_in
+        self.input_names = (
+            tuple(net.input_names)
+            + tuple(f"xi_{name}" for name in net.input_names)
+            + tuple(f"ai_layer{layer.index}" for layer in spec.layers)
+        )
+        self.input_shapes = (
+            tuple(net.input_shapes)
+            + tuple((nid, size) for size in net.input_sizes)
+            + tuple((nld, layer.size) for layer in spec.layers)
+        )
+        self.input_sizes = net.input_sizes
+        self.output_names = net.output_names
+        self.output_shapes = net.output_shapes
+        self.output_sizes = net.output_sizes
+        self.zero_derivative = net.zero_derivative
+        self.not_differentiable = net.not_differentiable
+        self.eval()
+
+    def forward(self, *args: Tensor) -> Tensor | tuple[Tensor, ...]:
+        n, n_layers = self.num_sequences, len(self.spec.layers)
+        if len(args) != 2 * n + n_layers:
+            raise Mat2GradError(
+                f"{self.spec.where} with its states takes {n} sequence(s), {n} input state(s) "
+                f"and {n_layers} layer state(s) ({2 * n + n_layers} tensors); found {len(args)}"
+            )
+        return simulate(self.net, args[:n], args[n : 2 * n], args[2 * n :]).output
 
 
 # --------------------------------------------------------------------------------------
@@ -803,18 +858,31 @@ def predict_ahead(
     Returns:
         The closed-loop :class:`Simulation` over the horizon.
     """
+    netc, xic, aic = closed_loop_after(net, known_inputs, known_feedback)
+    dtype, device = _dtype_device(net)
+    future = [
+        _as_series(v, dtype, device, f"future_inputs[{k}]") for k, v in enumerate(future_inputs)
+    ]
+    return simulate(netc, future, xic, aic, steps=steps)
+
+
+def closed_loop_after(
+    net: Any, known_inputs: Sequence[Any], known_feedback: Sequence[Any]
+) -> tuple[Any, tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """The first three lines of :func:`predict_ahead`'s recipe: the closed-loop network and
+    its initial states after the known sequence (no autograd graph: the known part is data).
+
+    Returns:
+        ``(netc, xic, aic)``.
+    """
     opened = openloop(net)
     if not any(o.feedback_mode == "open" for o in opened.spec.outputs):
         raise Mat2GradError(
             f"{net.spec.where} has no feedback output; multistep prediction needs a NARX-type "
             "network (narxnet, narnet)"
         )
-    prep = preparets(opened, known_inputs, (), known_feedback)
-    sim = simulate(opened, prep.x, prep.xi, prep.ai)
-    xic, aic = closeloop_states(opened, sim.xf, sim.af)
-    netc = closeloop(opened)
-    dtype, device = _dtype_device(net)
-    future = [
-        _as_series(v, dtype, device, f"future_inputs[{k}]") for k, v in enumerate(future_inputs)
-    ]
-    return simulate(netc, future, xic, aic, steps=steps)
+    with torch.no_grad():
+        prep = preparets(opened, known_inputs, (), known_feedback)
+        sim = simulate(opened, prep.x, prep.xi, prep.ai)
+        xic, aic = closeloop_states(opened, sim.xf, sim.af)
+    return closeloop(opened), xic, aic
