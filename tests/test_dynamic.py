@@ -405,3 +405,36 @@ def test_gradient_series_refuses_a_network_without_inputs():
         D.gradient_series(net, [], known_inputs=[], known_targets=[t1], steps=4)
     with pytest.raises(Mat2GradError, match="form must be one of"):
         D.gradient_series(net, [], form="diag")
+
+
+# --------------------------------------------------------------------------------------
+# The committed dynamic fixtures (fixtures/generate.py): gradients through time at their
+# stored inputs and initial states
+# --------------------------------------------------------------------------------------
+
+
+def _fixture_cases():
+    import tomllib
+
+    from tests.helpers import FIXTURES
+
+    with open(FIXTURES / "MANIFEST.toml", "rb") as fh:
+        cases = [c for c in tomllib.load(fh)["case"] if c.get("dynamic")]
+    return [pytest.param(c, id=c["file"]) for c in cases]
+
+
+@pytest.mark.parametrize("case", _fixture_cases())
+def test_fixture_jacobians_through_time(case):
+    from tests.test_fixtures import _dynamic_case
+
+    net, _, x, xi, ai, _ = _dynamic_case(case)
+    x = [a[:, :6] for a in x]  # a few steps keep the finite differences fast
+    rev = blocks(D.sequence_jacobian(net, *tensors(x), xi=xi, ai=ai, mode="rev"))
+    fwd = blocks(D.sequence_jacobian(net, *tensors(x), xi=xi, ai=ai, mode="fwd"))
+    assert xi is not None and ai is not None  # stored (depth 0: empty arrays)
+    for j in range(len(x)):
+        assert_close(fwd[0][j].numpy(), rev[0][j].numpy(), EXACT_RTOL, "fwd vs rev")
+        fd = finite_differences(net, x, xi, ai, j)
+        assert_close(rev[0][j].numpy(), fd.numpy(), FD_RTOL, f"{case['file']} input {j + 1}")
+        above = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)
+        assert torch.all(rev[0][j].abs().amax(dim=(0, 2, 4))[above] == 0)
