@@ -311,11 +311,14 @@ def _run_layers(
             state = torch.zeros((*batch, nld, layer.size), dtype=dtype, device=device)
         else:
             state = state.expand(*batch, nld, layer.size)
-        history[layer.index] = [state[..., m, :] for m in range(nld)]
+        history[layer.index] = list(state.unbind(dim=-2))
+    # unbind once: indexing one step at a time would make every backward step allocate
+    # and add a gradient the size of the whole sequence (quadratic in TS)
+    z_steps = {key: z.unbind(dim=-2) for key, z in z_in.items()}
     for step in range(ts):
         now: dict[int, Tensor] = {}
         for i in spec.order:
-            zs = [z_in[key][..., step, :] for key in iw_into[i]]
+            zs = [z_steps[key][step] for key in iw_into[i]]
             for w in incoming[i]:
                 taps = [
                     now[w.source] if d == 0 else history[w.source][step - d + nld] for d in w.delays
