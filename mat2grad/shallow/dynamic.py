@@ -19,7 +19,10 @@ describes; the page each rule comes from is named)
       delay.
     * ``Xi`` is in raw input units: it is put in front of X and the two are processed
       together (``processFcns`` order). ``Ai`` holds layer outputs, i.e. processed units.
-      Both default to zeros.
+      Both default to zeros (``sim`` help: "Xi - Initial input delay conditions, default =
+      zeros"). The final states are the same kinds: ``Xf`` the last raw inputs, ``Af``
+      the last layer outputs (MATLAB's genFunction code: ``Xf = [Xi(:,xits) X(:,xts)]``,
+      ``Af(i,:) = Ad_i(:,ats)``).
     * Tapped delays stack delay-major: a weight with delays ``[d1 ... dk]`` sees
       ``[x(t-d1); x(t-d2); ...; x(t-dk)]``, each block R rows (DESIGN.md section 4, checked
       against a real narxnet and MATLAB's genFunction code).
@@ -44,7 +47,9 @@ https://mathworks.com/help/deeplearning/ref/openloop.html)
 NOTE: [preparets] (https://mathworks.com/help/deeplearning/ref/preparets.html: "shifts
 input and target time series as many steps as are needed to fill the initial input and
 layer delay states. If the network has open-loop feedback, then it copies feedback targets
-into the inputs")
+into the inputs"; the details below are the toolbox's preparets.m (R2010b), read as facts
+from a public copy, and match the documented narxnet(1:2,1:2) example: Xs = X(3:end),
+Xi = X(1:2), closed loop Ai{2,:} = processed T(1:2))
     * inputs (and open-loop feedback targets, copied into their feedback inputs) are placed
       unshifted; targets of an output with ``feedbackDelay`` d are placed d steps earlier;
     * the shift is ``max(numInputDelays, numLayerDelays, max(closed-loop feedback layer
@@ -477,13 +482,7 @@ def closeloop_spec(spec: NetworkSpec) -> NetworkSpec:
                 "mat2grad does not do silently"
             )
         for w in [w for w in input_weights if w.source == j]:
-            delays = tuple(d + out.feedback_delay for d in w.delays)
-            if min(delays) < 0:
-                raise Mat2GradError(
-                    f"{spec.where}: {w.label} delays {list(w.delays)} plus feedbackDelay "
-                    f"{out.feedback_delay} of output {out.layer} are negative"
-                )
-            layer_weights.append(WeightSpec("LW", w.to, out.layer, delays, w.fcn, w.value))
+            layer_weights.append(_moved(spec, w, "LW", out.layer, out.feedback_delay, out))
             input_weights.remove(w)
         k = outputs.index(out)
         outputs[k] = replace(out, feedback_mode="closed", feedback_input=None)
@@ -501,13 +500,7 @@ def closeloop_spec(spec: NetworkSpec) -> NetworkSpec:
             else o
             for o in outputs
         ]
-    return respec(
-        spec,
-        inputs=tuple(inputs),
-        input_weights=tuple(sorted(input_weights, key=lambda w: (w.to, w.source))),
-        layer_weights=tuple(sorted(layer_weights, key=lambda w: (w.to, w.source))),
-        outputs=tuple(outputs),
-    )
+    return _rewired(spec, inputs, input_weights, layer_weights, outputs)
 
 
 def openloop_spec(spec: NetworkSpec) -> NetworkSpec:
@@ -539,20 +532,40 @@ def openloop_spec(spec: NetworkSpec) -> NetworkSpec:
             )
         )
         for w in [w for w in layer_weights if w.source == out.layer]:
-            delays = tuple(d - out.feedback_delay for d in w.delays)
-            if min(delays) < 0:
-                raise Mat2GradError(
-                    f"{spec.where}: {w.label} delays {list(w.delays)} minus feedbackDelay "
-                    f"{out.feedback_delay} of output {out.layer} are negative"
-                )
-            input_weights.append(WeightSpec("IW", w.to, j, delays, w.fcn, w.value))
+            input_weights.append(_moved(spec, w, "IW", j, -out.feedback_delay, out))
             layer_weights.remove(w)
         outputs[outputs.index(out)] = replace(out, feedback_mode="open", feedback_input=j)
+    return _rewired(spec, inputs, input_weights, layer_weights, outputs)
+
+
+def _moved(
+    spec: NetworkSpec, w: WeightSpec, kind: str, source: int, shift: int, out: OutputSpec
+) -> WeightSpec:
+    """Weight ``w`` reconnected as a ``kind`` weight from ``source``, delays + ``shift``."""
+    delays = tuple(d + shift for d in w.delays)
+    if min(delays) < 0:
+        raise Mat2GradError(
+            f"{spec.where}: {w.label} delays {list(w.delays)} shifted by the feedbackDelay "
+            f"{out.feedback_delay} of output {out.layer} become negative"
+        )
+    return WeightSpec(kind, w.to, source, delays, w.fcn, w.value)
+
+
+def _rewired(
+    spec: NetworkSpec,
+    inputs: list[InputSpec],
+    input_weights: list[WeightSpec],
+    layer_weights: list[WeightSpec],
+    outputs: list[OutputSpec],
+) -> NetworkSpec:
+    def order(w: WeightSpec) -> tuple[int, int]:  # MATLAB's cell order: by layer, then source
+        return (w.to, w.source)
+
     return respec(
         spec,
         inputs=tuple(inputs),
-        input_weights=tuple(sorted(input_weights, key=lambda w: (w.to, w.source))),
-        layer_weights=tuple(sorted(layer_weights, key=lambda w: (w.to, w.source))),
+        input_weights=tuple(sorted(input_weights, key=order)),
+        layer_weights=tuple(sorted(layer_weights, key=order)),
         outputs=tuple(outputs),
     )
 
