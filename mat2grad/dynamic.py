@@ -38,13 +38,28 @@ from .errors import Mat2GradError
 from .shallow.dynamic import (
     Prepared,
     Simulation,
+    WithStates,
     closed_loop_after,
     closeloop,
+    closeloop_states,
+    openloop,
+    predict_ahead,
     preparets,
     simulate,
 )
 
 __all__ = [
+    # MATLAB's time-series tools (mat2grad.shallow.dynamic), re-exported for users
+    "simulate",
+    "Simulation",
+    "preparets",
+    "Prepared",
+    "closeloop",
+    "openloop",
+    "closeloop_states",
+    "predict_ahead",
+    "WithStates",
+    # gradients through time
     "FORMS",
     "sequence_jacobian",
     "step_sensitivity",

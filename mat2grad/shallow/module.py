@@ -232,7 +232,10 @@ def describe_spec(spec: NetworkSpec, indent: str = "  ") -> str:
             f"rows) -> {out.size} rows after reverse processing ({proc}){fb}"
         )
     if spec.is_dynamic:
-        lines.append(f"{indent}dynamic: {_delay_summary(spec)}")
+        lines.append(
+            f"{indent}dynamic: numInputDelays {spec.num_input_delays}, numLayerDelays "
+            f"{spec.num_layer_delays}; {_delay_summary(spec)}"
+        )
     if spec.zero_derivative:
         lines.append(
             f"{indent}note: zero derivative almost everywhere in {', '.join(spec.zero_derivative)}"
