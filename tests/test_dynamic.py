@@ -438,3 +438,12 @@ def test_fixture_jacobians_through_time(case):
         assert_close(rev[0][j].numpy(), fd.numpy(), FD_RTOL, f"{case['file']} input {j + 1}")
         above = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)
         assert torch.all(rev[0][j].abs().amax(dim=(0, 2, 4))[above] == 0)
+
+
+def test_cli_commands_for_static_networks_refuse_dynamic_ones_clearly(capsys, tmp_path):
+    _write_case(tmp_path)
+    code, err = _cli(
+        capsys, "grad", tmp_path / "net.mat", "--inputs", tmp_path / "data.mat",
+        "--targets", tmp_path / "data.mat", "-o", tmp_path / "G.mat",
+    )  # fmt: skip
+    assert code == 1 and "is dynamic" in err and "internal error" not in err, err
