@@ -233,7 +233,34 @@ def _add_dynamic_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_form_args(p: argparse.ArgumentParser) -> None:
+    """The gradient form for dynamic networks (mat2grad jacobian)."""
+    g = p.add_argument_group("gradients through time (dynamic networks)")
+    g.add_argument(
+        "--form",
+        choices=("full", "step", "sum"),
+        help="full (default): J(:,:,t,u,q) = dY{t}/dX{u}, S x R x TS x TS x Q (zero for u > t); "
+        "step: J(:,:,t,d+1,q) = dY{t}/dX{t-d} for lags d = 0..--max-lag; sum: dX, the "
+        "gradient of the sum of all outputs (or of --weights-var .* Y) over the whole "
+        "sequence, in the inputs' layout (one reverse pass through time)",
+    )
+    g.add_argument(
+        "--max-lag",
+        metavar="L",
+        type=int,
+        help="largest lag of --form step (default: numInputDelays)",
+    )
+    g.add_argument(
+        "--weights-var",
+        metavar="NAME",
+        help="--form sum: output weights W (like Y) so the scalar is sum(W .* Y)",
+    )
+
+
 _DYNAMIC_OPTIONS = (
+    "form",
+    "max_lag",
+    "weights_var",
     "xi_var",
     "ai_var",
     "targets_var",
@@ -340,6 +367,53 @@ def _targets(args: argparse.Namespace, model: Any) -> tuple[list[Any], list[Any]
             ew_value, len(sizes), samples=args.samples, what=f"{source}: '{args.ew_var}'"
         )
     return targets, ew
+
+
+def _jacobian_dynamic(args: argparse.Namespace, model: Any) -> int:
+    """jacobian for networks with delays or feedback: gradients through time of the run
+    predict would make (--targets-var/--prepare, --closed-loop, known sequence), written in
+    MATLAB's layout with the outputs Y."""
+    from . import matfile
+    from .dynamic import gradient_series, gradient_to_matlab, series_from_file
+
+    data = series_from_file(model, args)
+    form = args.form or "full"
+    weights = None
+    if getattr(args, "weights_var", None):
+        if form != "sum":
+            raise Mat2GradError("--weights-var applies to --form sum")
+        value = matfile.resolve(matfile.read_mat(args.inputs), args.weights_var, source=args.inputs)
+        weights, _, _ = matfile.sequences_from_matlab(
+            value, tuple(model.output_sizes), samples=args.samples, what=args.weights_var
+        )
+    run, result = gradient_series(
+        model,
+        data.inputs,
+        form=form,
+        mode=getattr(args, "mode", "auto") or "auto",
+        max_lag=getattr(args, "max_lag", None),
+        chunk_size=getattr(args, "chunk_size", None),
+        weights=weights,
+        xi=data.xi,
+        ai=data.ai,
+        targets=data.targets,
+        prepare=args.prepare,
+        closed_loop=args.closed_loop,
+        known_inputs=data.known_inputs,
+        known_targets=data.known_targets,
+        steps=args.steps if args.steps is not None else data.steps,
+    )
+    sim = run.simulate()
+    outs = [o.detach().double().numpy() for o in sim.outputs]
+    name = "dX" if form == "sum" else "J"
+    matfile.write_mat(
+        args.output,
+        {
+            name: gradient_to_matlab(result, form, matrix=data.matrix, samples=args.samples),
+            "Y": matfile.sequences_to_matlab(outs, matrix=data.matrix, samples=args.samples),
+        },
+    )
+    return 0
 
 
 def _model_and_inputs(args: argparse.Namespace) -> tuple[Any, list[Any]]:

@@ -469,12 +469,14 @@ def gradient_series(
     mode: str = "auto",
     max_lag: int | None = None,
     chunk_size: int | None = None,
+    weights: Sequence[Any] | None = None,
     **how: Any,
 ) -> tuple[Run, Tensor | tuple]:
     """:func:`plan_run`, then the gradient ``form`` ("full": :func:`sequence_jacobian`,
     "step": :func:`step_sensitivity`, "sum": :func:`sequence_gradient`) with respect to the
     inputs the run simulates (after preparets: the shifted series, open-loop feedback inputs
     included; after a known sequence: the future inputs), at the run's initial states.
+    ``weights`` (form "sum"): one array per output, broadcastable to ``(Q, TS, S_k)``.
     """
     if form not in FORMS:
         raise Mat2GradError(f"form must be one of {', '.join(FORMS)}, not '{form}'")
@@ -491,7 +493,7 @@ def gradient_series(
         return run, step_sensitivity(
             run.net, *run.x, max_lag=max_lag, chunk_size=chunk_size, **states
         )
-    return run, sequence_gradient(run.net, *run.x, **states)
+    return run, sequence_gradient(run.net, *run.x, weights=weights, **states)
 
 
 def gradient_to_matlab(

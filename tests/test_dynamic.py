@@ -447,3 +447,48 @@ def test_cli_commands_for_static_networks_refuse_dynamic_ones_clearly(capsys, tm
         "--targets", tmp_path / "data.mat", "-o", tmp_path / "G.mat",
     )  # fmt: skip
     assert code == 1 and "is dynamic" in err and "internal error" not in err, err
+
+
+def _jacobian_args(*argv):
+    """The options `mat2grad jacobian` takes for dynamic networks. UNTIL the jacobian
+    subcommand lands (autodiff branch) the handler is called directly; afterwards these
+    tests should go through main(["jacobian", ...])."""
+    import argparse
+
+    from mat2grad import cli
+
+    p = argparse.ArgumentParser()
+    cli._add_model_args(p)
+    cli._add_data_args(p)
+    cli._add_output_args(p)
+    cli._add_dynamic_args(p)
+    cli._add_form_args(p)
+    return p.parse_args([str(a) for a in argv])
+
+
+@pytest.mark.parametrize("form", [None, "step", "sum"])
+def test_cli_jacobian_handler_writes_matlab_layout(tmp_path, form):
+    import mat2grad
+    from mat2grad.cli import _jacobian_dynamic
+
+    _, net, x, t, _ = _write_case(tmp_path)
+    extra = ("--form", form) if form else ()
+    args = _jacobian_args(
+        tmp_path / "net.mat", "--inputs", tmp_path / "data.mat", "--targets-var", "T",
+        "-o", tmp_path / "J.mat", *extra,
+    )  # fmt: skip
+    assert _jacobian_dynamic(args, mat2grad.load(tmp_path / "net.mat")) == 0
+    v = scipy.io.loadmat(tmp_path / "J.mat")
+    p = dyn.preparets(net, [x], [], [t])
+    if form == "sum":
+        g = D.sequence_gradient(net, *p.x, xi=p.xi, ai=p.ai)
+        assert v["dX"].shape == (2, 12)  # numInputs x TS cell (x and the feedback input)
+        np.testing.assert_array_equal(v["dX"][1, 4], g[1][:, 4, :].numpy().T)
+    else:
+        fn = D.sequence_jacobian if form is None else D.step_sensitivity
+        j = fn(net, *p.x, xi=p.xi, ai=p.ai)
+        t2 = 12 if form is None else 3
+        # S x R x TS x T2 x Q (MATLAB drops the trailing Q = 1 when it loads the file)
+        assert v["J"].shape == (1, 2) and v["J"][0, 0].shape == (1, 2, 12, t2, 1)
+        np.testing.assert_array_equal(v["J"][0, 1][:, :, 7, 2, 0], j[0][1][0, 7, :, 2, :].numpy())
+    assert v["Y"].shape == (1, 12)
