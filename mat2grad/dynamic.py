@@ -21,7 +21,8 @@ dx(u)`` includes every path through the fed-back outputs. For an open-loop netwo
 feedback input is an ordinary input (the one-step-ahead model). Several inputs or outputs
 give a tuple (per output) of tuples (per input) for ``full``/``step``, and a tuple per
 input for ``sum``. Derivatives are at the given initial delay states (zeros by default),
-which are held fixed.
+which are held fixed; for derivatives with respect to the states too, give
+:class:`WithStates` ``(net)`` (states as ordinary inputs) to the generic engine.
 """
 
 from __future__ import annotations
@@ -104,7 +105,6 @@ def _series(net: Any, x: Sequence[Any]) -> tuple[Tensor, ...]:
 
 
 def _full_states(
-    net: Any,
     states: Sequence[Any] | None,
     depth: int,
     sizes: Sequence[int],
@@ -132,7 +132,10 @@ def _full_states(
     return tuple(out)
 
 
-def _prepare(net: Any, x: Sequence[Any], xi: Any, ai: Any):
+def _prepare(
+    net: Any, x: Sequence[Any], xi: Any, ai: Any
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """Inputs as tensors and the states as full ``(Q, depth, size)`` tensors."""
     xs = _series(net, x)
     if not xs:
         raise Mat2GradError(
@@ -140,10 +143,8 @@ def _prepare(net: Any, x: Sequence[Any], xi: Any, ai: Any):
         )
     q, dtype = xs[0].shape[0], xs[0].dtype
     spec = net.spec
-    xis = _full_states(net, xi, spec.num_input_delays, net.input_sizes, q, dtype)
-    ais = _full_states(
-        net, ai, spec.num_layer_delays, [layer.size for layer in spec.layers], q, dtype
-    )
+    xis = _full_states(xi, spec.num_input_delays, net.input_sizes, q, dtype)
+    ais = _full_states(ai, spec.num_layer_delays, [layer.size for layer in spec.layers], q, dtype)
     return xs, xis, ais
 
 
