@@ -86,16 +86,21 @@ def _dynamic(net: Any, what: str) -> None:
         )
 
 
+def _place(net: Any) -> dict[str, Any]:
+    """The network's dtype and device, as keyword arguments for new tensors."""
+    p = next(net.parameters())
+    return {"dtype": p.dtype, "device": p.device}
+
+
 def _series(net: Any, x: Sequence[Any]) -> tuple[Tensor, ...]:
     spec = net.spec
     if len(x) != len(spec.inputs):
         raise Mat2GradError(
             f"{spec.where} has {len(spec.inputs)} input(s), but {len(x)} sequence(s) were given"
         )
-    dtype = next(net.parameters()).dtype
     out = []
     for j, xj in enumerate(x):
-        t = torch.as_tensor(xj, dtype=dtype)
+        t = torch.as_tensor(xj, **_place(net))
         if t.ndim != 3:
             raise Mat2GradError(
                 f"input {j + 1}: expected sequences (Q, TS, R), found shape {tuple(t.shape)}"
@@ -109,7 +114,7 @@ def _full_states(
     depth: int,
     sizes: Sequence[int],
     q: int,
-    dtype: torch.dtype,
+    place: dict[str, Any],
 ) -> tuple[Tensor, ...]:
     """States as ``(Q, depth, size)`` tensors (zeros for None) so they can be vmapped."""
     if states is None:
@@ -119,9 +124,9 @@ def _full_states(
     out = []
     for s, size in zip(states, sizes, strict=True):
         if s is None:
-            out.append(torch.zeros(q, depth, size, dtype=dtype))
+            out.append(torch.zeros(q, depth, size, **place))
             continue
-        t = torch.as_tensor(s, dtype=dtype)
+        t = torch.as_tensor(s, **place)
         if t.ndim == 2:
             t = t.unsqueeze(0)
         if t.shape[1:] != (depth, size) or t.shape[0] not in (1, q):
@@ -141,10 +146,9 @@ def _prepare(
         raise Mat2GradError(
             f"{net.spec.where} has no inputs: there is nothing to differentiate with respect to"
         )
-    q, dtype = xs[0].shape[0], xs[0].dtype
-    spec = net.spec
-    xis = _full_states(xi, spec.num_input_delays, net.input_sizes, q, dtype)
-    ais = _full_states(ai, spec.num_layer_delays, [layer.size for layer in spec.layers], q, dtype)
+    q, place, spec = xs[0].shape[0], _place(net), net.spec
+    xis = _full_states(xi, spec.num_input_delays, net.input_sizes, q, place)
+    ais = _full_states(ai, spec.num_layer_delays, [layer.size for layer in spec.layers], q, place)
     return xs, xis, ais
 
 
@@ -251,7 +255,8 @@ def step_sensitivity(
     xs, xis, ais = _prepare(net, x, xi, ai)
     period = nid + 1
     ts = xs[0].shape[1]
-    colour = torch.arange(ts) % period  # input step u is perturbed by z[u mod period]
+    device = xs[0].device
+    colour = torch.arange(ts, device=device) % period  # step u is perturbed by z[u mod period]
 
     def outputs(zs, xs_, xis_, ais_):
         moved = tuple(xj + zj[colour] for xj, zj in zip(xs_, zs, strict=True))
@@ -259,7 +264,7 @@ def step_sensitivity(
 
     # the perturbations z are shared by the series of a chunk (in_dims None)
     per_series = torch.func.vmap(torch.func.jacfwd(outputs, argnums=0), in_dims=(None, 0, 0, 0))
-    zeros = tuple(torch.zeros(period, n, dtype=xs[0].dtype) for n in net.input_sizes)
+    zeros = tuple(torch.zeros(period, n, **_place(net)) for n in net.input_sizes)
     parts = [
         per_series(
             zeros,
@@ -269,8 +274,8 @@ def step_sensitivity(
         )
         for sl in _chunks(xs[0].shape[0], chunk_size)
     ]
-    t_idx = torch.arange(ts).unsqueeze(1)  # (TS, 1)
-    d_idx = torch.arange(lag + 1).unsqueeze(0)  # (1, L+1)
+    t_idx = torch.arange(ts, device=device).unsqueeze(1)  # (TS, 1)
+    d_idx = torch.arange(lag + 1, device=device).unsqueeze(0)  # (1, L+1)
     u = t_idx - d_idx
     valid = (u >= 0) & (d_idx <= nid)
     col = torch.remainder(u, period)  # (TS, L+1)
@@ -291,8 +296,8 @@ def _bands(full: Tensor, lag: int) -> Tensor:
     """``(Q, TS, S, TS, R)`` -> ``(Q, TS, S, lag+1, R)`` with ``[.., t, :, d, :] = full[..,
     t, :, t-d, :]`` (zero where ``t-d < 0``)."""
     q, ts, s, _, r = full.shape
-    t_idx = torch.arange(ts).unsqueeze(1)
-    d_idx = torch.arange(lag + 1).unsqueeze(0)
+    t_idx = torch.arange(ts, device=full.device).unsqueeze(1)
+    d_idx = torch.arange(lag + 1, device=full.device).unsqueeze(0)
     u = t_idx - d_idx
     valid = u >= 0
     index = u.clamp(min=0).view(1, ts, 1, lag + 1, 1).expand(q, ts, s, lag + 1, r)
@@ -343,7 +348,7 @@ def sequence_gradient(
             if len(ws) != len(outs):
                 raise Mat2GradError(f"expected {len(outs)} weight arrays (one per output)")
             scalar = sum(
-                (o if w is None else o * torch.as_tensor(w, dtype=o.dtype)).sum()
+                (o if w is None else o * torch.as_tensor(w, dtype=o.dtype, device=o.device)).sum()
                 for o, w in zip(outs, ws, strict=True)
             )
         grads = torch.autograd.grad(scalar, leaves, allow_unused=True)
@@ -400,10 +405,10 @@ def plan_run(
     4. else ``net(inputs, xi, ai)`` (zeros for missing states).
     """
     _dynamic(net, "a time-series run")
-    dtype = next(net.parameters()).dtype
+    place = _place(net)
 
     def tensors(seq: Sequence[Any] | None) -> list[Tensor]:
-        return [torch.as_tensor(v, dtype=dtype) for v in (seq or ())]
+        return [torch.as_tensor(v, **place) for v in (seq or ())]
 
     if closed_loop:
         if not any(o.feedback_mode != "none" for o in net.spec.outputs):
@@ -447,7 +452,7 @@ def plan_run(
             )
         prep = preparets(net, tensors(inputs), t_plain, t_fb)
         return Run(net, prep.x, prep.xi, prep.ai, None, prep)
-    return Run(net, tuple(tensors(inputs)), _opt(xi, dtype), _opt(ai, dtype), steps, None)
+    return Run(net, tuple(tensors(inputs)), _opt(xi, place), _opt(ai, place), steps, None)
 
 
 def predict_series(net: Any, inputs: Sequence[Any] = (), **how: Any) -> tuple[Run, Simulation]:
@@ -528,10 +533,10 @@ def gradient_to_matlab(
     return cell
 
 
-def _opt(states: Sequence[Any] | None, dtype: torch.dtype) -> tuple[Tensor | None, ...] | None:
+def _opt(states: Sequence[Any] | None, place: dict[str, Any]) -> tuple[Tensor | None, ...] | None:
     if states is None:
         return None
-    return tuple(None if s is None else torch.as_tensor(s, dtype=dtype) for s in states)
+    return tuple(None if s is None else torch.as_tensor(s, **place) for s in states)
 
 
 # --------------------------------------------------------------------------------------
