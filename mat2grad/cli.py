@@ -394,14 +394,7 @@ def _jacobian_dynamic(args: argparse.Namespace, model: Any) -> int:
         max_lag=getattr(args, "max_lag", None),
         chunk_size=getattr(args, "chunk_size", None),
         weights=weights,
-        xi=data.xi,
-        ai=data.ai,
-        targets=data.targets,
-        prepare=args.prepare,
-        closed_loop=args.closed_loop,
-        known_inputs=data.known_inputs,
-        known_targets=data.known_targets,
-        steps=args.steps if args.steps is not None else data.steps,
+        **data.how(prepare=args.prepare, closed_loop=args.closed_loop, steps=args.steps),
     )
     sim = run.simulate()
     outs = [o.detach().double().numpy() for o in sim.outputs]
@@ -467,14 +460,7 @@ def _predict_dynamic(args: argparse.Namespace, model: Any) -> int:
     _, sim = predict_series(
         model,
         data.inputs,
-        xi=data.xi,
-        ai=data.ai,
-        targets=data.targets,
-        prepare=args.prepare,
-        closed_loop=args.closed_loop,
-        known_inputs=data.known_inputs,
-        known_targets=data.known_targets,
-        steps=args.steps if args.steps is not None else data.steps,
+        **data.how(prepare=args.prepare, closed_loop=args.closed_loop, steps=args.steps),
     )
     outs = [o.detach().double().numpy() for o in sim.outputs]
     matfile.write_mat(

@@ -557,6 +557,20 @@ class SeriesData:
     steps: int | None
     matrix: bool  # the inputs were one plain matrix: write results the same way
 
+    def how(self, *, prepare: bool, closed_loop: bool, steps: int | None) -> dict[str, Any]:
+        """Keyword arguments for :func:`plan_run` (and so :func:`predict_series`,
+        :func:`gradient_series`) from this data and the run options."""
+        return {
+            "xi": self.xi,
+            "ai": self.ai,
+            "targets": self.targets,
+            "prepare": prepare,
+            "closed_loop": closed_loop,
+            "known_inputs": self.known_inputs,
+            "known_targets": self.known_targets,
+            "steps": steps if steps is not None else self.steps,
+        }
+
 
 def series_from_file(net: Any, args: Any) -> SeriesData:
     """Read the series named by the CLI options (``--inputs FILE``, ``--inputs-var``,
