@@ -612,7 +612,17 @@ def series_from_file(net: Any, args: Any) -> SeriesData:
         name, value = matfile.select_variable(
             variables, args.inputs_var, source=source, defaults=defaults, exclude=exclude
         )
-        inputs, steps, matrix = seqs(value, sizes, f"{source}: '{name}'")
+        try:
+            inputs, steps, matrix = seqs(value, sizes, f"{source}: '{name}'")
+        except Mat2GradError as exc:
+            fed = [i.index for i in spec.inputs if i.feedback_output is not None]
+            if non_feedback or not fed:
+                raise
+            raise Mat2GradError(
+                f"{exc}. Input(s) {fed} are open-loop feedback inputs: give their series too, "
+                "or give only the other inputs with the targets (--targets-var T), as "
+                "preparets(net, X, {}, T) does"
+            ) from None
 
     def targets_of(name: str, feedback_only: bool = False) -> list[np.ndarray]:
         """One series per output, or per feedback output (the form preparets takes)."""

@@ -311,7 +311,7 @@ def test_cli_predict_cells_with_states(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        (("--inputs-var", "Xcell"), r"takes 2 signal\(s\)"),
+        (("--inputs-var", "Xcell"), r"takes 2 signal\(s\).*give only the other inputs"),
         (("--targets-var", "T", "--xi-var", "Xi"), "do not also give xi/ai"),
         (("--known-targets-var", "T"), "needs --known-inputs-var"),
     ],
