@@ -77,23 +77,35 @@ def predict(
     return y[0] if len(y) == 1 else tuple(y)
 
 
-def run(
-    command: str,
-    path: str,
-    x: Any = None,
-    t: Any = None,
-    ew: Any = None,
-    **options: Any,
-) -> dict[str, Any]:
+#: Data variables :func:`run` accepts, and the options naming them in the data file.
+_DATA = {
+    "X": ("--inputs-var",),
+    "T": ("--targets-var",),
+    "EW": ("--ew-var",),
+    "Xi": ("--xi-var",),
+    "Ai": ("--ai-var",),
+    "X1": ("--known-inputs-var",),
+    "T1": ("--known-targets-var",),
+}
+
+
+def run(command: str, path: str, **kwargs: Any) -> dict[str, Any]:
     """Run the CLI command ``command`` in this process, with arrays instead of data files.
 
     The MATLAB helpers' in-process route: exactly what ``mat2grad COMMAND PATH --inputs
-    DATA.mat -o OUT.mat`` computes (the same code, so the same numbers and the same
-    messages), without starting Python and importing PyTorch again. ``x``, ``t`` and ``ew``
-    (inputs, targets, error weights; MATLAB layout; a tuple/list for a cell) go to a
-    temporary data file, deleted afterwards, as variables ``X``, ``T`` and ``EW``.
-    ``options`` are the command's long options with underscores (``network="net1"``,
-    ``samples="rows"``, ``chunk_size="64"``); the value ``""`` stands for a bare flag.
+    DATA.mat ... -o OUT.mat`` computes (the same code, so the same numbers and the same
+    messages), without starting Python and importing PyTorch again.
+
+    Args:
+        command: a CLI subcommand that writes a result file (:data:`COMMANDS`).
+        path: the network's MAT-file or ONNX file.
+        **kwargs: data, by MATLAB variable name, in MATLAB layout: ``X`` (inputs), ``T``
+            (targets), ``EW`` (error weights), ``Xi``/``Ai`` (initial delay states),
+            ``X1``/``T1`` (a known sequence); a cell as a tuple of row tuples (or a flat
+            tuple: a column cell). They go to a temporary data file, deleted afterwards.
+            Any other keyword is a long option of the command, underscores for dashes
+            (``network="net1"``, ``samples="rows"``, ``chunk_size="64"``); ``""`` stands
+            for a bare flag (``prepare=""``).
 
     Returns:
         The result file's variables: numeric arrays as float64 arrays in MATLAB layout, cell
@@ -113,21 +125,21 @@ def run(
         out = os.path.join(folder, "result.mat")
         argv = [command, str(path)]
         variables = {}
-        for name, value, flags in (
-            ("X", x, ["--inputs", data, "--inputs-var", "X"]),
-            ("T", t, ["--targets", data, "--targets-var", "T"]),
-            ("EW", ew, ["--ew-var", "EW"]),
-        ):
-            if value is not None:
+        for name, value in kwargs.items():
+            if value is None:
+                continue
+            if name in _DATA:
                 variables[name] = (
-                    _cell(value, name) if isinstance(value, list | tuple) else _matrix(value, name)
+                    _cell(value, name)
+                    if isinstance(value, list | tuple)
+                    else (_matrix(value, name))
                 )
-                argv += flags
+                argv += [*_DATA[name], name]
+            else:
+                argv += [f"--{name.replace('_', '-')}"] + ([str(value)] if value != "" else [])
         if variables:
             matfile.write_mat(data, variables)
-        for name, value in options.items():
-            if value is not None:
-                argv += [f"--{name.replace('_', '-')}"] + ([str(value)] if value != "" else [])
+            argv += ["--inputs", data]
         argv += ["-o", out]
         _run_cli(argv, scrub=((f"{data}: ", ""), (data, "the data passed from MATLAB")))
         return {name: _plain(value) for name, value in matfile.read_mat(out).items()}
@@ -177,10 +189,18 @@ COMMANDS: tuple[str, ...] = _result_commands()
 
 
 def _cell(items: list[Any] | tuple[Any, ...], name: str) -> np.ndarray:
-    """A tuple/list from MATLAB (a cell: one matrix per input or output) -> N x 1 cell."""
-    cell = np.empty((len(items), 1), dtype=object)
-    for k, item in enumerate(items):
-        cell[k, 0] = _matrix(item, f"{name}{{{k + 1}}}")
+    """A MATLAB cell sent as a tuple of row tuples -> a cell (object array) of that shape;
+    a flat tuple/list of matrices -> an N x 1 cell (one matrix per input or output)."""
+    rows = [list(r) if isinstance(r, list | tuple) else [r] for r in items]
+    if rows and not all(isinstance(r, list | tuple) for r in items):
+        rows = [[r] for r in items]
+    width = max((len(r) for r in rows), default=0)
+    if any(len(r) != width for r in rows):
+        raise Mat2GradError(f"{name}: the rows of the cell have different lengths")
+    cell = np.empty((len(rows), width), dtype=object)
+    for i, row in enumerate(rows):
+        for j, item in enumerate(row):
+            cell[i, j] = _matrix(item, f"{name}{{{i + 1},{j + 1}}}")
     return cell
 
 

@@ -63,11 +63,6 @@ function [G, perf] = mat2grad_grad(net, X, T, varargin)
   data = struct();
   data.X = X;
   data.T = T;
-  k = strcmp(options(:, 1), 'EW');   % error weights are data, saved beside X and T
-  if any(k)
-    data.EW = options{k, 2};
-    options(k, :) = [];
-  end
   G = call_cli('grad', net, data, options, true);
   perf = G.perf;
 end

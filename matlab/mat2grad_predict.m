@@ -1,4 +1,4 @@
-function Y = mat2grad_predict(net, X, varargin)
+function [Y, Xf, Af] = mat2grad_predict(net, X, varargin)
 %MAT2GRAD_PREDICT   Outputs of a trained network, computed by mat2grad (like sim).
 %   Y = MAT2GRAD_PREDICT(NET, X) evaluates the network NET on the inputs X exactly as
 %   MATLAB's sim(NET, X) would, through mat2grad's PyTorch rebuild of the network. Use it
@@ -13,6 +13,22 @@ function Y = mat2grad_predict(net, X, varargin)
 %                 (results are returned as double)
 %     'Layout'    ONNX files only: 'matlab' or 'onnx' data layout
 %
+%   [Y, XF, AF] = MAT2GRAD_PREDICT(NET, X, ...) for networks with tapped delays or
+%   feedback (timedelaynet, narxnet, layrecnet) works like [Y, XF, AF] = NET(X, XI, AI):
+%   X is a numInputs-by-TS cell of R-by-Q matrices (Q series side by side), or one R-by-TS
+%   matrix for one series; Y comes back in the same form, with the final delay states.
+%   Options for them:
+%     'Xi', 'Ai'      initial input and layer delay states (numInputs-by-ID and
+%                     numLayers-by-LD cells), as for NET(X, XI, AI)
+%     'Targets'       the target series T (a NARX network's feedback targets): the series
+%                     are shifted to fill the delay states, like preparets(NET, X, {}, T)
+%     'Prepare'       true: shift X itself to fill the delay states, like preparets
+%     'ClosedLoop'    true: close the feedback loop first, like closeloop(NET)
+%     'KnownInputs', 'KnownTargets'   a known sequence X1, T1: simulated in open loop,
+%                     the loop is closed on its final states, then X is predicted
+%                     (MATLAB's multistep prediction)
+%     'Steps'         time steps to simulate when the network has no inputs (narnet)
+%
 %   Inputs:
 %     NET  a network object (MATLAB), a struct with the fields of one (GNU Octave, or
 %          struct(net)), the path of a .mat file holding a saved network, or the path
@@ -22,7 +38,10 @@ function Y = mat2grad_predict(net, X, varargin)
 %
 %   Outputs:
 %     Y    S-by-Q double matrix of raw outputs (after reverse output processing); a
-%          numOutputs-by-1 cell for a network with several outputs
+%          numOutputs-by-1 cell for a network with several outputs; for a time series,
+%          like X (a numOutputs-by-TS cell)
+%     XF   final input delay states (numInputs-by-ID cell); [] for static networks
+%     AF   final layer delay states (numLayers-by-LD cell); [] for static networks
 %
 %   Example:
 %     [x, t] = simplefit_dataset;
@@ -39,12 +58,19 @@ function Y = mat2grad_predict(net, X, varargin)
   if nargin < 2
     error('mat2grad:predict:nargin', 'mat2grad: usage: Y = mat2grad_predict(NET, X, ...)');
   end
-  options = parse_options('predict', {'Network', 'Samples', 'DataType', 'Layout'}, varargin);
+  options = parse_options('predict', {'Network', 'Samples', 'DataType', 'Layout', 'Xi', ...
+    'Ai', 'Targets', 'Prepare', 'ClosedLoop', 'KnownInputs', 'KnownTargets', 'Steps'}, varargin);
   check_data('predict', X, 'X');
   data = struct();
   data.X = X;
   result = call_cli('predict', net, data, options, true);
   Y = result.Y;
+  Xf = [];
+  Af = [];
+  if isfield(result, 'Xf')
+    Xf = result.Xf;
+    Af = result.Af;
+  end
 end
 
 %!shared net, X, Yref
@@ -89,6 +115,24 @@ end
 %! S = m2g_test_load (file);
 %! Y = mat2grad_predict (S.net, S.x);
 %! m2g_test_close (Y, S.y, 1e-12);
+
+%!test
+%! % a network with tapped delays (timedelaynet, 3 series of 14 steps side by side): the
+%! % delay states as options, cells in and out, MATLAB's own outputs (saved with it)
+%! file = m2g_test_fixture ('timedelaynet.mat');
+%! S = m2g_test_load (file, 'X', 'Xi', 'Ai', 'Y');
+%! [Y, Xf, Af] = mat2grad_predict (file, S.X, 'Xi', S.Xi, 'Ai', S.Ai);
+%! assert (size (Y), [1 14]);
+%! m2g_test_close (cell2mat (Y), cell2mat (S.Y), 1e-12);
+%! assert (size (Xf), [1 2]);
+%! assert (size (Af), [2 0]);
+
+%!test
+%! % NARX in open loop from the raw series: 'Targets' shifts them like preparets
+%! file = m2g_test_fixture ('narx_open.mat');
+%! S = m2g_test_load (file, 'Xseries', 'Tseries', 'Y');
+%! Y = mat2grad_predict (file, S.Xseries, 'Targets', S.Tseries);
+%! m2g_test_close (cell2mat (Y), cell2mat (S.Y), 1e-12);
 
 %!testif ; ~isempty (m2g_test_corpus ()) && m2g_test_has ('onnx')
 %! % an ONNX file (PyTorch export, 4 -> 3): the outputs onnxruntime computes (float32)

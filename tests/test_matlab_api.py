@@ -12,7 +12,7 @@ import scipy.io
 import mat2grad
 from mat2grad import matfile, matlab_api
 from mat2grad.matfile import MatStruct
-from tests.helpers import CORPUS, FORWARD_RTOL, assert_close, requires_corpus
+from tests.helpers import CORPUS, FIXTURES, FORWARD_RTOL, assert_close, requires_corpus
 from tests.records import tiny_record
 
 
@@ -109,7 +109,7 @@ def _cli_result(tmp_path, *argv):
 def test_run_is_the_cli_in_process(tiny, tmp_path):
     data = tmp_path / "x.mat"
     scipy.io.savemat(data, {"X": X})
-    result = matlab_api.run("predict", str(tiny), X, network="net", samples="columns")
+    result = matlab_api.run("predict", str(tiny), X=X, network="net", samples="columns")
     expected = _cli_result(tmp_path, "predict", tiny, "--inputs", data)
     assert list(result) == ["Y"]
     np.testing.assert_array_equal(result["Y"], expected["Y"])
@@ -121,7 +121,7 @@ def test_run_grad_returns_cells_as_lists_of_rows(tmp_path):
     data = scipy.io.loadmat(src)
     x, t = data["i"], data["fg_outputs"] + 0.1
     scipy.io.savemat(tmp_path / "xt.mat", {"X": x, "T": t})
-    result = matlab_api.run("grad", str(src), x, t, network="fg", performance="sse")
+    result = matlab_api.run("grad", str(src), X=x, T=t, network="fg", performance="sse")
     expected = _cli_result(
         tmp_path,
         "grad",
@@ -142,6 +142,29 @@ def test_run_grad_returns_cells_as_lists_of_rows(tmp_path):
             np.testing.assert_array_equal(rows[i][j], block)
 
 
+def _rows(cell: np.ndarray) -> tuple:
+    """A cell as MATLAB's helpers send it: a tuple of row tuples."""
+    return tuple(tuple(row) for row in cell)
+
+
+def test_run_time_series_keeps_cell_shapes(tmp_path):
+    """A dynamic network: X is a 1 x TS cell, Xi 1 x 2, Ai 2 x 0; the results are cells of
+    the same orientation (the CLI's Y, Xf, Af)."""
+    src = FIXTURES / "timedelaynet.mat"
+    data = scipy.io.loadmat(src)
+    result = matlab_api.run(
+        "predict", str(src), X=_rows(data["X"]), Xi=_rows(data["Xi"]), Ai=_rows(data["Ai"])
+    )
+    expected = _cli_result(
+        tmp_path, "predict", src, "--inputs", src, "--xi-var", "Xi", "--ai-var", "Ai"
+    )
+    assert sorted(result) == ["Af", "Xf", "Y"]
+    assert (len(result["Y"]), len(result["Y"][0])) == expected["Y"].shape == (1, 14)
+    for (i, j), block in np.ndenumerate(expected["Y"]):
+        np.testing.assert_array_equal(result["Y"][i][j], block)
+        assert_close(result["Y"][i][j], data["Y"][i, j], FORWARD_RTOL, "timedelaynet")
+
+
 @pytest.mark.parametrize(
     "command, args, options, pattern",
     [
@@ -153,7 +176,7 @@ def test_run_grad_returns_cells_as_lists_of_rows(tmp_path):
 )
 def test_run_errors_carry_the_cli_message(tiny, command, args, options, pattern):
     with pytest.raises(mat2grad.Mat2GradError, match=pattern):
-        matlab_api.run(command, str(tiny), *args, **options)
+        matlab_api.run(command, str(tiny), X=args[0], **options)
 
 
 def test_run_passes_warnings_on(tiny, capsys, monkeypatch):
@@ -169,7 +192,7 @@ def test_run_passes_warnings_on(tiny, capsys, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(predict_module, "predict_arrays", noisy)
-    matlab_api.run("predict", str(tiny), X)
+    matlab_api.run("predict", str(tiny), X=X)
     assert "careful" in capsys.readouterr().err
 
 

@@ -2,10 +2,12 @@ function [result, out, err, status] = call_cli(fn, net, data, options, writesRes
 %CALL_CLI   One helper call: save the data, run "mat2grad FN ...", load the results.
 %   RESULT = CALL_CLI(FN, NET, DATA, OPTIONS, WRITESRESULT) runs the mat2grad command FN
 %   ('predict', 'jacobian', ...) on the network NET with the variables of the struct DATA
-%   (X: inputs, T: targets, EW: error weights; any may be absent) and the N-by-2 cell
-%   OPTIONS of {cli-option-name, value} pairs from PARSE_OPTIONS (value '' for a bare
-%   flag). When WRITESRESULT is true the command writes a MAT-file, and RESULT is that
-%   file loaded as a struct (J, Y, H, ...); otherwise RESULT is struct().
+%   (X: inputs) and the N-by-2 cell OPTIONS of {cli-option-name, value} pairs from
+%   PARSE_OPTIONS (value '' for a bare flag); its capitalised entries are more data
+%   (T: targets, EW: error weights, Xi, Ai: initial delay states, X1, T1: a known
+%   sequence), saved beside X and named with --targets-var, --ew-var, ... When
+%   WRITESRESULT is true the command writes a MAT-file, and RESULT is that file loaded as
+%   a struct (J, Y, H, ...); otherwise RESULT is struct().
 %
 %   NET is a path to a .mat or .onnx file (option 'network' picks a network inside a
 %   MAT-file), a struct with the fields of a network object, or (MATLAB) a network object:
@@ -32,6 +34,14 @@ function [result, out, err, status] = call_cli(fn, net, data, options, writesRes
   cleaner = onCleanup(@() remove_folder(folder)); %#ok<NASGU>
   datafile = fullfile(folder, 'inputs.mat');
   resultfile = fullfile(folder, 'results.mat');
+
+  % Data given as options ('Targets', 'Xi', ...: capitalised names) go in the data file.
+  for k = size(options, 1):-1:1
+    if any(strcmp(options{k, 1}, data_variables()))
+      data.(options{k, 1}) = options{k, 2};
+      options(k, :) = [];
+    end
+  end
 
   % Where the network comes from.
   isPath = ischar(net) || (isstring(net) && isscalar(net));
@@ -65,13 +75,13 @@ function [result, out, err, status] = call_cli(fn, net, data, options, writesRes
     args = [args, {'--network', networkPath}];
   end
   if isfield(data, 'X')
-    args = [args, {'--inputs', datafile, '--inputs-var', 'X'}];
+    args = [args, {'--inputs', datafile}];
   end
-  if isfield(data, 'T')
-    args = [args, {'--targets', datafile, '--targets-var', 'T'}];
-  end
-  if isfield(data, 'EW')
-    args = [args, {'--ew-var', 'EW'}];
+  [names, flags] = data_variables();
+  for k = 1:numel(names)
+    if isfield(data, names{k})
+      args = [args, {flags{k}, names{k}}]; %#ok<AGROW>
+    end
   end
   for k = 1:size(options, 1)
     args = [args, {['--' options{k, 1}]}]; %#ok<AGROW>
@@ -115,6 +125,14 @@ function [result, out, err, status] = call_cli(fn, net, data, options, writesRes
     end
     result = load(resultfile);
   end
+end
+
+function [names, flags] = data_variables()
+  % The data variables the commands read from the data file, and the option naming each
+  % (targets and the others default to the --inputs file, which is the data file).
+  names = {'X', 'T', 'EW', 'Xi', 'Ai', 'X1', 'T1'};
+  flags = {'--inputs-var', '--targets-var', '--ew-var', '--xi-var', '--ai-var', ...
+           '--known-inputs-var', '--known-targets-var'};
 end
 
 function save_data(fn, file, data)

@@ -1,9 +1,9 @@
 function result = call_inprocess(fn, file, networkPath, data, options)
 %CALL_INPROCESS   MATLAB only: run FN through py.mat2grad.matlab_api, without files.
 %   RESULT = CALL_INPROCESS(FN, FILE, NETWORKPATH, DATA, OPTIONS) calls
-%   mat2grad.matlab_api.run(FN, FILE, X, T, EW, network=..., <options>) in the Python
-%   that pyenv loaded (the command line's own code, run in that process), passing
-%   DATA.X / DATA.T / DATA.EW as plain arrays (a cell for several inputs or outputs),
+%   mat2grad.matlab_api.run(FN, FILE, X=..., T=..., network=..., <options>) in the Python
+%   that pyenv loaded (the command line's own code, run in that process), passing the
+%   fields of DATA (X, T, EW, Xi, ...) as plain arrays (a cell as a tuple),
 %   and converts the returned dict (numpy arrays; cells as lists of rows) into a struct
 %   with the same fields as the command line's result file.
 %
@@ -18,16 +18,15 @@ function result = call_inprocess(fn, file, networkPath, data, options)
   for k = 1:size(options, 1)
     kw = [kw, {strrep(options{k, 1}, '-', '_'), options{k, 2}}]; %#ok<AGROW>
   end
-  arrays = {py.None, py.None, py.None};
-  names = {'X', 'T', 'EW'};
-  for k = 1:3
-    if isfield(data, names{k})
-      arrays{k} = to_python(data.(names{k}));
+  names = fieldnames(data);
+  for k = 1:numel(names)
+    if ~strcmp(names{k}, 'net')   % the network is in FILE already
+      kw = [kw, {names{k}, to_python(data.(names{k}))}]; %#ok<AGROW>
     end
   end
   api = py.importlib.import_module('mat2grad.matlab_api');
   try
-    r = api.run(fn, file, arrays{:}, pyargs(kw{:}));
+    r = api.run(fn, file, pyargs(kw{:}));
   catch err
     % Python's exception arrives as "Python Error: Mat2GradError: <message>"; the message
     % is the command line's own (temporary file names already replaced).
@@ -39,7 +38,13 @@ end
 
 function p = to_python(value)
   if iscell(value)
-    p = value(:)';  % a 1-by-N cell becomes a Python tuple
+    % A cell goes as a tuple of row tuples (MATLAB converts a 1-by-N cell to a tuple),
+    % which matlab_api rebuilds as a cell of the same shape: numInputs-by-1 for several
+    % inputs, numInputs-by-TS for time series.
+    p = cell(1, size(value, 1));
+    for k = 1:size(value, 1)
+      p{k} = value(k, :);
+    end
   else
     p = value;      % a numeric matrix arrives as a memoryview (R x Q, column-major)
   end

@@ -19,7 +19,14 @@ function options = parse_options(fn, names, args)
 %     'Regularization' real  --regularization in [0, 1]
 %     'Convention'  char     --convention   'math' (+dperf/dwb) or 'matlab' (its negative)
 %     'WbOrder'     char     --wb-order     'bias-first' or 'bias-last' (getwb's order)
-%     'ErrorWeights' matrix  (data, not an option: returned as {'EW', value})
+%     'Prepare'     logical  --prepare      shift series to fill delay states (preparets)
+%     'ClosedLoop'  logical  --closed-loop  close the feedback loop first (closeloop)
+%     'Steps'       integer  --steps        time steps for a network without inputs
+%   Data, not options: returned as {VARIABLE, value}, a capitalised name that CALL_CLI
+%   saves beside X and passes with --<name>-var:
+%     'ErrorWeights' EW  error weights         'Targets'      T   targets / feedback series
+%     'Xi'           Xi  initial input states  'Ai'           Ai  initial layer states
+%     'KnownInputs'  X1  known input sequence  'KnownTargets' T1  its feedback targets
 %     'Tol'         real     --tol          tolerance of the gradient check
 %     'Wrt'         char     --wrt          ONNX files: the initializer to differentiate
 
@@ -68,8 +75,20 @@ function options = parse_options(fn, names, args)
         options(end+1, :) = {'convention', validatestring(value, {'math', 'matlab'})};
       case 'WbOrder'
         options(end+1, :) = {'wb-order', validatestring(value, {'bias-first', 'bias-last'})};
-      case 'ErrorWeights'
-        options(end+1, :) = {'EW', value};
+      case 'Prepare'
+        if value
+          options(end+1, :) = {'prepare', ''};
+        end
+      case 'ClosedLoop'
+        if value
+          options(end+1, :) = {'closed-loop', ''};
+        end
+      case 'Steps'
+        options(end+1, :) = {'steps', sprintf('%d', value)};
+      case {'ErrorWeights', 'Targets', 'Xi', 'Ai', 'KnownInputs', 'KnownTargets'}
+        variable = struct('ErrorWeights', 'EW', 'Targets', 'T', 'Xi', 'Xi', 'Ai', 'Ai', ...
+                          'KnownInputs', 'X1', 'KnownTargets', 'T1');
+        options(end+1, :) = {variable.(names{k}), value};
       case 'Tol'
         options(end+1, :) = {'tol', sprintf('%.17g', value)};
       case 'Wrt'
@@ -107,8 +126,15 @@ function ok = check_value(name, value, where)
     case 'ErrorWeights'
       validateattributes(value, {'numeric', 'logical'}, {'2d', 'real', 'nonnegative'}, ...
                          where, name);
-    case {'ChunkSize', 'Output'}
+    case {'ChunkSize', 'Output', 'Steps'}
       validateattributes(value, {'numeric'}, {'scalar', 'integer', 'positive'}, where, name);
+    case {'Prepare', 'ClosedLoop'}
+      validateattributes(value, {'logical', 'numeric'}, {'scalar', 'binary'}, where, name);
+    case {'Targets', 'Xi', 'Ai', 'KnownInputs', 'KnownTargets'}
+      if ~(isnumeric(value) || islogical(value) || iscell(value))
+        error('%s: %s must be a numeric matrix or a cell of them; found a %s', where, ...
+              name, class(value));
+      end
     case 'Tol'
       validateattributes(value, {'numeric'}, {'scalar', 'real', 'positive', 'finite'}, ...
                          where, name);
@@ -144,6 +170,11 @@ end
 %! o = parse_options ('grad', {'Regularization', 'WbOrder', 'ErrorWeights'}, ...
 %!                    {'WbOrder', 'bias-l', 'Regularization', 0.25, 'ErrorWeights', [1 2]});
 %! assert (o, {'regularization', '0.25'; 'wb-order', 'bias-last'; 'EW', [1 2]});
+%!test
+%! o = parse_options ('predict', {'Xi', 'Prepare', 'ClosedLoop', 'Steps', 'Targets'}, ...
+%!                    {'Xi', {1, 2}, 'Prepare', true, 'ClosedLoop', false, 'Targets', [1 2]});
+%! assert (o, {'Xi', {1, 2}; 'prepare', ''; 'T', [1 2]});
+%!error <Targets must be> parse_options ('predict', {'Targets'}, {'Targets', 'abc'})
 %!error <Regularization> parse_options ('grad', {'Regularization'}, {'Regularization', 2})
 %!error parse_options ('predict', {'Network'}, {'Mode', 'rev'})
 %!error parse_options ('predict', {'Network'}, {'Network'})
