@@ -86,6 +86,7 @@ _DATA = {
     "Ai": ("--ai-var",),
     "X1": ("--known-inputs-var",),
     "T1": ("--known-targets-var",),
+    "W": ("--weights-var",),
 }
 
 
@@ -101,8 +102,9 @@ def run(command: str, path: str, **kwargs: Any) -> dict[str, Any]:
         path: the network's MAT-file or ONNX file.
         **kwargs: data, by MATLAB variable name, in MATLAB layout: ``X`` (inputs), ``T``
             (targets), ``EW`` (error weights), ``Xi``/``Ai`` (initial delay states),
-            ``X1``/``T1`` (a known sequence); a cell as a tuple of row tuples (or a flat
-            tuple: a column cell). They go to a temporary data file, deleted afterwards.
+            ``X1``/``T1`` (a known sequence), ``W`` (output weights); a cell as a tuple of
+            row tuples (or a flat tuple: a column cell). They go to a temporary data file,
+            deleted afterwards.
             Any other keyword is a long option of the command, underscores for dashes
             (``network="net1"``, ``samples="rows"``, ``chunk_size="64"``); ``""`` stands
             for a bare flag (``prepare=""``).

@@ -18,6 +18,19 @@ function [J, Y] = mat2grad_jacobian(net, X, varargin)
 %     'DataType'   'double' (default) or 'single': the precision of the computation
 %     'Layout'     ONNX files only: 'matlab' or 'onnx' data layout
 %
+%   For networks with tapped delays or feedback (timedelaynet, narxnet, layrecnet), X is a
+%   numInputs-by-TS cell of R-by-Q matrices (Q series), or one R-by-TS matrix, and the
+%   derivatives run through time:
+%     'Form'       'full' (default): J(:,:,t,u,q) = dY{t}(:,q)/dX{u}(:,q), an
+%                  S-by-R-by-TS-by-TS-by-Q array (zero for u > t); 'step': J(:,:,t,d+1,q) =
+%                  dY{t}/dX{t-d} for the lags d = 0..'MaxLag'; 'sum': the gradient of the
+%                  sum of all outputs over the sequence (or of sum(W .* Y) with
+%                  'OutputWeights', W), in the layout of X
+%     'MaxLag'     largest lag of 'step' (default: numInputDelays)
+%     'OutputWeights'  W, like Y: the weights of the outputs summed by 'sum'
+%     'Xi', 'Ai', 'Targets', 'Prepare', 'ClosedLoop', 'KnownInputs', 'KnownTargets',
+%     'Steps'      the run to differentiate, as for MAT2GRAD_PREDICT
+%
 %   Inputs:
 %     NET  a network object (MATLAB), a struct with the fields of one (GNU Octave, or
 %          struct(net)), the path of a .mat file holding a saved network, or the path
@@ -46,8 +59,9 @@ function [J, Y] = mat2grad_jacobian(net, X, varargin)
   if nargin < 2
     error('mat2grad:jacobian:nargin', 'mat2grad: usage: [J, Y] = mat2grad_jacobian(NET, X, ...)');
   end
-  options = parse_options('jacobian', ...
-    {'Network', 'Samples', 'Mode', 'ChunkSize', 'DataType', 'Layout'}, varargin);
+  options = parse_options('jacobian', {'Network', 'Samples', 'Mode', 'ChunkSize', ...
+    'DataType', 'Layout', 'Form', 'MaxLag', 'OutputWeights', 'Xi', 'Ai', 'Targets', ...
+    'Prepare', 'ClosedLoop', 'KnownInputs', 'KnownTargets', 'Steps'}, varargin);
   if is_octave()
     options(end+1, :) = {'format', 'v7'};  % Octave cannot read MAT v7.3 (HDF5) files
   end
@@ -55,7 +69,11 @@ function [J, Y] = mat2grad_jacobian(net, X, varargin)
   data = struct();
   data.X = X;
   result = call_cli('jacobian', net, data, options, true);
-  J = result.J;
+  if isfield(result, 'dX')
+    J = result.dX;   % 'Form', 'sum': a gradient in the layout of X
+  else
+    J = result.J;
+  end
   Y = result.Y;
 end
 
@@ -108,6 +126,30 @@ end
 %! Yfd = reshape (Yfd, [], Q, R, 2);
 %! Jfd = permute ((Yfd(:, :, :, 1) - Yfd(:, :, :, 2)) ./ reshape (2 * h, 1, 1, R), [1 3 2]);
 %! m2g_test_close (J, Jfd, 1e-7);
+
+%!testif ; m2g_test_has ('jacobian')
+%! % a network with tapped delays (timedelaynet, 3 series of 14 steps), 'Form', 'sum':
+%! % dX{t}(r,q) = d sum(all outputs of series q) / dX{t}(r,q), against central finite
+%! % differences of mat2grad_predict, every perturbed series side by side in one call
+%! file = m2g_test_fixture ('timedelaynet.mat');
+%! S = m2g_test_load (file, 'X', 'Xi', 'Ai');
+%! [dX, Y] = mat2grad_jacobian (file, S.X, 'Xi', S.Xi, 'Ai', S.Ai, 'Form', 'sum');
+%! assert (size (dX), size (S.X));
+%! [R, Q] = size (S.X{1});  TS = numel (S.X);  h = 1e-6;
+%! n = R * TS;                                   % perturbations, each on all Q series
+%! Xp = cellfun (@(x) repmat (x, 1, 2 * n), S.X, 'UniformOutput', false);
+%! for k = 1:n
+%!   [r, t] = ind2sub ([R TS], k);
+%!   plus = (k - 1) * Q + (1:Q);  minus = (n + k - 1) * Q + (1:Q);   % columns of block k
+%!   Xp{t}(r, plus) = Xp{t}(r, plus) + h;
+%!   Xp{t}(r, minus) = Xp{t}(r, minus) - h;
+%! end
+%! Xip = cellfun (@(x) repmat (x, 1, 2 * n), S.Xi, 'UniformOutput', false);
+%! Yp = mat2grad_predict (file, Xp, 'Xi', Xip, 'Ai', cell (2, 0));
+%! total = sum (sum (reshape (cell2mat (Yp), [], Q, 2 * n, TS), 1), 4);   % per series
+%! fd = (total(:, :, 1:n) - total(:, :, n + 1:end)) / (2 * h);      % 1 x Q x n
+%! fd = permute (reshape (fd, Q, R, TS), [2 1 3]);                  % R x Q x TS
+%! m2g_test_close (cat (3, dX{:}), fd, 1e-7);
 
 %!error <usage> mat2grad_jacobian (1)
 %!error <Mode> mat2grad_jacobian ('net.mat', 1, 'Mode', 'sideways')

@@ -5,7 +5,7 @@ function [result, out, err, status] = call_cli(fn, net, data, options, writesRes
 %   (X: inputs) and the N-by-2 cell OPTIONS of {cli-option-name, value} pairs from
 %   PARSE_OPTIONS (value '' for a bare flag); its capitalised entries are more data
 %   (T: targets, EW: error weights, Xi, Ai: initial delay states, X1, T1: a known
-%   sequence), saved beside X and named with --targets-var, --ew-var, ... When
+%   sequence, W: output weights), saved beside X and named with --targets-var, --ew-var, ... When
 %   WRITESRESULT is true the command writes a MAT-file, and RESULT is that file loaded as
 %   a struct (J, Y, H, ...); otherwise RESULT is struct().
 %
@@ -130,9 +130,9 @@ end
 function [names, flags] = data_variables()
   % The data variables the commands read from the data file, and the option naming each
   % (targets and the others default to the --inputs file, which is the data file).
-  names = {'X', 'T', 'EW', 'Xi', 'Ai', 'X1', 'T1'};
+  names = {'X', 'T', 'EW', 'Xi', 'Ai', 'X1', 'T1', 'W'};
   flags = {'--inputs-var', '--targets-var', '--ew-var', '--xi-var', '--ai-var', ...
-           '--known-inputs-var', '--known-targets-var'};
+           '--known-inputs-var', '--known-targets-var', '--weights-var'};
 end
 
 function save_data(fn, file, data)

@@ -22,11 +22,14 @@ function options = parse_options(fn, names, args)
 %     'Prepare'     logical  --prepare      shift series to fill delay states (preparets)
 %     'ClosedLoop'  logical  --closed-loop  close the feedback loop first (closeloop)
 %     'Steps'       integer  --steps        time steps for a network without inputs
+%     'Form'        char     --form         dynamic Jacobians: 'full', 'step' or 'sum'
+%     'MaxLag'      integer  --max-lag      largest lag of 'step'
 %   Data, not options: returned as {VARIABLE, value}, a capitalised name that CALL_CLI
 %   saves beside X and passes with --<name>-var:
 %     'ErrorWeights' EW  error weights         'Targets'      T   targets / feedback series
 %     'Xi'           Xi  initial input states  'Ai'           Ai  initial layer states
 %     'KnownInputs'  X1  known input sequence  'KnownTargets' T1  its feedback targets
+%     'OutputWeights' W  weights of the outputs summed by 'Form', 'sum'
 %     'Tol'         real     --tol          tolerance of the gradient check
 %     'Wrt'         char     --wrt          ONNX files: the initializer to differentiate
 
@@ -85,9 +88,14 @@ function options = parse_options(fn, names, args)
         end
       case 'Steps'
         options(end+1, :) = {'steps', sprintf('%d', value)};
-      case {'ErrorWeights', 'Targets', 'Xi', 'Ai', 'KnownInputs', 'KnownTargets'}
+      case 'Form'
+        options(end+1, :) = {'form', validatestring(value, {'full', 'step', 'sum'})};
+      case 'MaxLag'
+        options(end+1, :) = {'max-lag', sprintf('%d', value)};
+      case {'ErrorWeights', 'Targets', 'Xi', 'Ai', 'KnownInputs', 'KnownTargets', ...
+            'OutputWeights'}
         variable = struct('ErrorWeights', 'EW', 'Targets', 'T', 'Xi', 'Xi', 'Ai', 'Ai', ...
-                          'KnownInputs', 'X1', 'KnownTargets', 'T1');
+                          'KnownInputs', 'X1', 'KnownTargets', 'T1', 'OutputWeights', 'W');
         options(end+1, :) = {variable.(names{k}), value};
       case 'Tol'
         options(end+1, :) = {'tol', sprintf('%.17g', value)};
@@ -130,7 +138,11 @@ function ok = check_value(name, value, where)
       validateattributes(value, {'numeric'}, {'scalar', 'integer', 'positive'}, where, name);
     case {'Prepare', 'ClosedLoop'}
       validateattributes(value, {'logical', 'numeric'}, {'scalar', 'binary'}, where, name);
-    case {'Targets', 'Xi', 'Ai', 'KnownInputs', 'KnownTargets'}
+    case 'Form'
+      validatestring(value, {'full', 'step', 'sum'}, where, name);
+    case 'MaxLag'
+      validateattributes(value, {'numeric'}, {'scalar', 'integer', 'nonnegative'}, where, name);
+    case {'Targets', 'Xi', 'Ai', 'KnownInputs', 'KnownTargets', 'OutputWeights'}
       if ~(isnumeric(value) || islogical(value) || iscell(value))
         error('%s: %s must be a numeric matrix or a cell of them; found a %s', where, ...
               name, class(value));
@@ -174,6 +186,10 @@ end
 %! o = parse_options ('predict', {'Xi', 'Prepare', 'ClosedLoop', 'Steps', 'Targets'}, ...
 %!                    {'Xi', {1, 2}, 'Prepare', true, 'ClosedLoop', false, 'Targets', [1 2]});
 %! assert (o, {'Xi', {1, 2}; 'prepare', ''; 'T', [1 2]});
+%!test
+%! o = parse_options ('jacobian', {'Form', 'MaxLag', 'OutputWeights'}, ...
+%!                    {'Form', 'st', 'MaxLag', 0, 'OutputWeights', {1}});
+%! assert (o, {'form', 'step'; 'max-lag', '0'; 'W', {1}});
 %!error <Targets must be> parse_options ('predict', {'Targets'}, {'Targets', 'abc'})
 %!error <Regularization> parse_options ('grad', {'Regularization'}, {'Regularization', 2})
 %!error parse_options ('predict', {'Network'}, {'Mode', 'rev'})
