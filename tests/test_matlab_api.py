@@ -11,28 +11,16 @@ import scipy.io
 
 import mat2grad
 from mat2grad import matfile, matlab_api
-from mat2grad.matfile import MatStruct
+from tests.dynamic_records import to_mat
 from tests.helpers import CORPUS, FIXTURES, FORWARD_RTOL, assert_close, requires_corpus
 from tests.records import tiny_record
-
-
-def _plain(value):
-    """A neutral-tree value -> what scipy.io.savemat writes back as the same MATLAB value."""
-    if isinstance(value, MatStruct):
-        return {name: _plain(v) for name, v in value.fields.items()}
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        out = np.empty(value.shape, dtype=object)
-        for idx, item in np.ndenumerate(value):
-            out[idx] = _plain(item)
-        return out
-    return value
 
 
 @pytest.fixture
 def tiny(tmp_path):
     """The hand-made 2 -> [2 tansig] -> [1 purelin] -> 1 network, saved as a struct."""
     path = tmp_path / "tiny.mat"
-    matfile.write_mat(path, {"net": _plain(tiny_record())})
+    matfile.write_mat(path, {"net": to_mat(tiny_record())})
     return path
 
 
@@ -200,7 +188,7 @@ def test_model_cache_sees_a_rewritten_file(tiny):
     y1 = matlab_api.predict(str(tiny), X)
     record = tiny_record()
     record.fields["b"][1, 0] = record.fields["b"][1, 0] + 1.0  # output bias + 1 (purelin)
-    matfile.write_mat(tiny, {"net": _plain(record)})
+    matfile.write_mat(tiny, {"net": to_mat(record)})
     y2 = matlab_api.predict(str(tiny), X)
     assert not np.allclose(y1, y2)
     np.testing.assert_allclose(y2, _library(tiny, X), rtol=FORWARD_RTOL)
