@@ -5,11 +5,13 @@ The public API::
     net = mat2grad.load("net.mat")                 # a MATLAB network as an nn.Module
     y = mat2grad.predict(net, x)                   # x (Q, R) -> y (Q, S), like sim(net, x')'
     mat2grad.find_networks("workspace.mat")        # every network in a file, with its path
+    mat2grad.convert("net.mat", "net.onnx")        # a portable .pt2 / .pt / .onnx file
 """
 
+from .convert import convert
 from .errors import Mat2GradError
 from .loading import FoundNetwork, find_networks, load
 from .predict import predict
 
-__all__ = ["Mat2GradError", "FoundNetwork", "find_networks", "load", "predict"]
+__all__ = ["Mat2GradError", "FoundNetwork", "convert", "find_networks", "load", "predict"]
 __version__ = "0.1.0"

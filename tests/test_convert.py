@@ -1,0 +1,511 @@
+"""Converted files reproduce the network without mat2grad.
+
+Every corpus shallow network and every hand-made record below (one per MATLAB transfer, weight,
+net input and processing function, and a two-input two-output network) is converted to
+``.pt2``, ``.pt``, ``.onnx`` float64, ``.onnx`` float32 and ``.onnx`` in MATLAB's layout. One
+fresh interpreter per kind (``tests/portable_check.py``, run with ``python -I`` and with
+``import mat2grad`` blocked) loads the files with plain torch / onnxruntime and evaluates them;
+its outputs and, for ``.pt2``, its ``torch.func.jacrev`` Jacobians are compared here with
+mat2grad's own module.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import mat2grad
+from mat2grad import Mat2GradError, matfile
+from mat2grad.cli import build_parser, main
+from mat2grad.convert import DEFAULT_OPSET
+from mat2grad.matfile import MatStruct
+from mat2grad.shallow.functions import TRANSFER, WEIGHT
+from mat2grad.shallow.module import ShallowNetwork
+from mat2grad.shallow.record import parse_network
+from tests.helpers import (
+    CORPUS,
+    FLOAT32_RTOL,
+    FORWARD_RTOL,
+    assert_close,
+    corpus_cases,
+    requires_corpus,
+)
+from tests.records import cell, empty, mapminmax, tiny_record
+
+CHECKER = Path(__file__).with_name("portable_check.py")
+Q = 6  # samples per case
+
+# --------------------------------------------------------------------------------------
+# Hand-made records: every MATLAB function the converter must express
+# --------------------------------------------------------------------------------------
+
+
+def _tiny(transfer=None, weight=None, net_input2=None):
+    rec = tiny_record()
+    if transfer:
+        rec["layers"][0, 0].fields["transferFcn"] = transfer
+    if weight:
+        rec["inputWeights"][0, 0].fields["weightFcn"] = weight
+    if net_input2:
+        rec["layers"][1, 0].fields["netInputFcn"] = net_input2
+    return rec
+
+
+def _settings(**fields):
+    return MatStruct({k: np.atleast_2d(np.asarray(v, dtype=float)) for k, v in fields.items()})
+
+
+def _processing_record():
+    """4 raw inputs -> fixunknowns (row 2 may be NaN: 5 rows) -> removeconstantrows (drops the
+    last row: 4) -> mapstd -> processpca (3) -> [2 tansig] -> [1 purelin] -> reverse mapminmax
+    -> reverse removeconstantrows (a constant second output row): 2 raw outputs."""
+    rng = np.random.default_rng(7)
+    transform = rng.normal(size=(3, 4))
+    rec = tiny_record()
+    inp = rec["inputs"][0, 0]
+    inp.fields.update(
+        size=np.array([[4]]),
+        processedSize=np.array([[3]]),
+        processFcns=cell("fixunknowns", "removeconstantrows", "mapstd", "processpca", shape=(1, 4)),
+        processSettings=cell(
+            _settings(
+                xrows=4,
+                yrows=5,
+                unknown=2,
+                shift=[[0], [0], [1], [1]],
+                xmeans=[[0.5], [1], [-2], [3]],
+            ),
+            _settings(xrows=5, keep=[1, 2, 3, 4], remove=5, constants=3.0),
+            _settings(
+                xrows=4,
+                gain=[[2.0], [0.5], [1.5], [1.0]],
+                xoffset=[[0.1], [-0.3], [0.2], [0.0]],
+                ymean=0.0,
+            ),
+            _settings(transform=transform, inverseTransform=np.linalg.pinv(transform)),
+            shape=(1, 4),
+        ),
+    )
+    out = rec["outputs"][0, 1]
+    out.fields.update(
+        size=np.array([[2]]),
+        processFcns=cell("removeconstantrows", "mapminmax", shape=(1, 2)),
+        processSettings=cell(
+            _settings(xrows=2, keep=1, remove=2, constants=7.5),
+            mapminmax([-1.0], [0.4]),
+            shape=(1, 2),
+        ),
+    )
+    rec["IW"][0, 0] = np.array([[1.0, 2.0, -0.5], [-1.0, 0.5, 0.25]])
+    return rec
+
+
+def _two_by_two_record():
+    """Inputs of 2 (mapminmax) and 3 rows into layer 1; outputs from layer 1 (mapstd) and 2."""
+    rec = tiny_record()
+    second_input = MatStruct(
+        {"name": "Input", "size": np.array([[3]]), "processFcns": np.empty((1, 0), object)}
+    )
+    first_output = MatStruct(
+        {
+            "name": "Output",
+            "size": np.array([[2]]),
+            "processFcns": cell("mapstd", shape=(1, 1)),
+            "processSettings": cell(
+                _settings(xrows=2, gain=[[2.0], [4.0]], xoffset=[[1.0], [-1.0]], ymean=0.0),
+                shape=(1, 1),
+            ),
+        }
+    )
+    dotprod = MatStruct({"weightFcn": "dotprod", "delays": np.array([[0]])})
+    rec.fields.update(
+        numInputs=np.array([[2]]),
+        numOutputs=np.array([[2]]),
+        inputConnect=np.array([[1, 1], [0, 0]], dtype=np.uint8),
+        outputConnect=np.array([[1, 1]], dtype=np.uint8),
+        inputs=cell(rec["inputs"][0, 0], second_input),
+        outputs=cell(first_output, rec["outputs"][0, 1], shape=(1, 2)),
+        inputWeights=cell(dotprod, empty(), dotprod, empty(), shape=(2, 2)),
+        IW=cell(
+            rec["IW"][0, 0],
+            empty(),
+            np.array([[0.5, -1.0, 0.2], [0.3, 0.1, -0.4]]),
+            empty(),
+            shape=(2, 2),
+        ),
+    )
+    return rec
+
+
+RECORDS = {
+    "tiny": tiny_record,
+    **{f"transfer-{t}": (lambda t=t: _tiny(transfer=t)) for t in TRANSFER},
+    **{f"weight-{w}": (lambda w=w: _tiny(weight=w)) for w in WEIGHT if w != "dotprod"},
+    "netprod": lambda: _tiny(net_input2="netprod"),
+    "processing": _processing_record,
+    "two-by-two": _two_by_two_record,
+}
+
+
+def _hand_made(name: str) -> ShallowNetwork:
+    return ShallowNetwork(parse_network(RECORDS[name](), path="net", source=f"{name}.mat"))
+
+
+def _corpus_params() -> list:
+    params = []
+    for p in corpus_cases("shallow/"):
+        case = p.values[0]
+        if case is None:
+            params.append(pytest.param(None, marks=requires_corpus, id=p.id))
+        else:
+            params.append(pytest.param(f"corpus:{p.id}", id=p.id))
+    return params
+
+
+CASE_PARAMS = _corpus_params() + [pytest.param(f"record:{n}", id=n) for n in RECORDS]
+CORPUS_CASES = {
+    f"corpus:{p.id}": p.values[0] for p in corpus_cases("shallow/") if p.values[0] is not None
+}
+
+
+def _load(case_id: str) -> ShallowNetwork:
+    kind, name = case_id.split(":", 1)
+    if kind == "record":
+        return _hand_made(name)
+    case = CORPUS_CASES[case_id]
+    return mat2grad.load(CORPUS / case["file"], case["network"])
+
+
+def _samples(case_id: str, net: ShallowNetwork) -> list[np.ndarray]:
+    """Q samples per input in raw units: the corpus file's own inputs where it has them (with
+    one NaN sample when they contain any), else uniform over a plausible range."""
+    rng = np.random.default_rng(zlib.crc32(case_id.encode()))
+    case = CORPUS_CASES.get(case_id)
+    if case is not None and "inputs" in case:
+        data = matfile.as_float(
+            matfile.resolve(matfile.read_mat(CORPUS / case["file"]), case["inputs"])
+        )
+        data = data.T if case.get("samples", "columns") == "columns" else data
+        rows = list(range(Q))
+        nan_rows = np.flatnonzero(np.isnan(data).any(axis=1))
+        if nan_rows.size:
+            rows[-1] = int(nan_rows[0])
+        return [np.ascontiguousarray(data[rows])]
+    xs = []
+    for inp in net.spec.inputs:
+        if inp.range is not None:
+            lo, hi = inp.range[:, 0], inp.range[:, 1]
+            x = lo + (hi - lo) * rng.random((Q, inp.size))
+        else:
+            x = rng.uniform(-2.0, 2.0, (Q, inp.size))
+        xs.append(x)
+    if case_id == "record:processing":
+        xs[0][2, 1] = np.nan  # fixunknowns replaces it by the row mean and flags it
+    return xs
+
+
+def _outputs(net, xs) -> list[np.ndarray]:
+    with torch.no_grad():
+        y = net(*[torch.from_numpy(x) for x in xs])
+    return [o.numpy() for o in (y if isinstance(y, tuple) else (y,))]
+
+
+def _jacobians(net, xs) -> dict[str, np.ndarray]:
+    """Per-sample Jacobians of mat2grad's module, the same way portable_check.py does."""
+
+    def per_sample(*xi):
+        y = net(*(t.unsqueeze(0) for t in xi))
+        return tuple(yk.squeeze(0) for yk in (y if isinstance(y, tuple) else (y,)))
+
+    n_in = len(xs)
+    jac = torch.func.vmap(torch.func.jacrev(per_sample, argnums=tuple(range(n_in))))
+    blocks = jac(*[torch.from_numpy(x) for x in xs])
+    return {f"J{k}_{j}": blocks[k][j].numpy() for k in range(len(blocks)) for j in range(n_in)}
+
+
+# --------------------------------------------------------------------------------------
+# Convert everything once, run the three portable checks once (module scope)
+# --------------------------------------------------------------------------------------
+
+
+class Converted:
+    def __init__(self, root: Path):
+        self.root = root
+        self.manifest: list[dict] = []
+        self.reference: dict[str, dict] = {}
+        self.results: dict[str, np.ndarray] = {}
+
+    def add(self, case_id: str) -> None:
+        net = _load(case_id)
+        xs = _samples(case_id, net)
+        stem = self.root / case_id.replace(":", "_").replace("{", "(").replace("}", ")").replace(
+            "/", "_"
+        )
+        files = {
+            "pt2": mat2grad.convert(net, f"{stem}.pt2"),
+            "pt": mat2grad.convert(net, f"{stem}.pt"),
+            "onnx64": mat2grad.convert(net, f"{stem}.f64.onnx"),
+            "onnx32": mat2grad.convert(net, f"{stem}.f32.onnx", dtype="float32"),
+            "onnx_ml": mat2grad.convert(net, f"{stem}.ml.onnx", matlab_layout=True),
+        }
+        np.savez(f"{stem}.npz", **{f"x{j}": x for j, x in enumerate(xs)})
+        net32 = copy.deepcopy(net).to(torch.float32)
+        self.reference[case_id] = {
+            "net": net,
+            "x": xs,
+            "y64": _outputs(net, xs),
+            "y32": _outputs(net32, [x.astype(np.float32) for x in xs]),
+            "J": _jacobians(net, xs),
+        }
+        in_names = list(net.input_names)
+        out_names = [n if n not in in_names else f"{n}_2" for n in net.output_names]
+        self.manifest.append(
+            {
+                "id": case_id,
+                "files": {k: str(v) for k, v in files.items()},
+                "data": f"{stem}.npz",
+                "n_inputs": len(xs),
+                "input_names": in_names,
+                "output_names": out_names,
+            }
+        )
+
+    def run(self) -> None:
+        path = self.root / "manifest.json"
+        path.write_text(json.dumps(self.manifest))
+        for kind in ("pt2", "pt", "onnx"):
+            out = self.root / f"results_{kind}.npz"
+            proc = subprocess.run(
+                [sys.executable, "-I", str(CHECKER), kind, str(path), str(out)],
+                cwd=self.root,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert proc.returncode == 0, f"portable check of .{kind} failed:\n{proc.stderr}"
+            with np.load(out) as data:
+                self.results.update({k: data[k] for k in data.files})
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> Converted:
+    torch.set_num_threads(1)
+    conv = Converted(tmp_path_factory.mktemp("convert"))
+    for p in CASE_PARAMS:
+        if p.values[0] is not None:
+            conv.add(p.values[0])
+    conv.run()
+    return conv
+
+
+KINDS = ["pt2", "pt", "onnx64", "onnx_ml"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case_id", CASE_PARAMS)
+def test_float64_files_reproduce_the_network(converted, case_id, kind):
+    """Outputs of the reloaded file, without mat2grad, on a batch and on one sample."""
+    ref = converted.reference[case_id]
+    for k, expected in enumerate(ref["y64"]):
+        got = converted.results[f"{case_id}|{kind}|y{k}"]
+        assert got.dtype == np.float64
+        assert_close(got, expected, FORWARD_RTOL, f"{case_id} {kind} output {k + 1}")
+        one = converted.results[f"{case_id}|{kind}|q1_y{k}"]
+        assert_close(one, expected[:1], FORWARD_RTOL, f"{case_id} {kind} output {k + 1}, Q=1")
+
+
+@pytest.mark.parametrize("case_id", CASE_PARAMS)
+def test_float32_onnx_reproduces_the_float32_network(converted, case_id):
+    ref = converted.reference[case_id]
+    for k, expected in enumerate(ref["y32"]):
+        got = converted.results[f"{case_id}|onnx32|y{k}"]
+        assert got.dtype == np.float32
+        assert_close(got, expected, FLOAT32_RTOL, f"{case_id} float32 ONNX output {k + 1}")
+        one = converted.results[f"{case_id}|onnx32|q1_y{k}"]
+        assert_close(one, expected[:1], FLOAT32_RTOL, f"{case_id} float32 ONNX, Q=1")
+
+
+@pytest.mark.parametrize("case_id", CASE_PARAMS)
+def test_pt2_jacobians_equal_mat2grads(converted, case_id):
+    ref = converted.reference[case_id]
+    for key, expected in ref["J"].items():
+        got = converted.results[f"{case_id}|pt2|{key}"]
+        assert got.shape == expected.shape == (Q, *got.shape[1:])
+        assert_close(got, expected, FORWARD_RTOL, f"{case_id} Jacobian {key}")
+    if ref["net"].zero_derivative:
+        # in these networks every path to the output crosses a step function (hardlim,
+        # hardlims, compet): the derivative is zero almost everywhere, and exactly zero here
+        assert all(not np.any(j) for j in ref["J"].values())
+
+
+@pytest.mark.parametrize("case_id", CASE_PARAMS)
+def test_onnx_passes_the_checker_with_full_shape_inference(converted, case_id):
+    entry = next(e for e in converted.manifest if e["id"] == case_id)
+    net = converted.reference[case_id]["net"]
+    for kind, batch_axis in (("onnx64", 0), ("onnx32", 0), ("onnx_ml", 1)):
+        model = onnx.load(entry["files"][kind])
+        onnx.checker.check_model(model, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        assert [o.opset_import[0].version for o in [model]] == [DEFAULT_OPSET]
+        for value, size in zip(
+            list(inferred.graph.input) + list(inferred.graph.output),
+            net.input_sizes + net.output_sizes,
+            strict=True,
+        ):
+            dims = value.type.tensor_type.shape.dim
+            assert dims[batch_axis].dim_param == "Q"
+            assert dims[1 - batch_axis].dim_value == size
+        doc = model.doc_string
+        assert net.spec.path in doc and Path(net.spec.source).name in doc
+        for inp in net.spec.inputs:
+            assert all(s.fcn in doc for s in inp.steps)
+        meta = {p.key: p.value for p in model.metadata_props}
+        info = json.loads(meta["mat2grad"])
+        assert info["network_path"] == net.spec.path
+        assert info["opset"] == DEFAULT_OPSET
+
+
+@pytest.mark.parametrize("case_id", CASE_PARAMS[:3] + CASE_PARAMS[-2:])
+def test_torch_files_carry_their_description(converted, case_id):
+    entry = next(e for e in converted.manifest if e["id"] == case_id)
+    net = converted.reference[case_id]["net"]
+    extra = {"mat2grad.json": ""}
+    torch.export.load(entry["files"]["pt2"], extra_files=extra)
+    info = json.loads(extra["mat2grad.json"])
+    assert info["network_path"] == net.spec.path
+    assert info["inputs"][0]["processing"] == [s.fcn for s in net.spec.inputs[0].steps]
+    assert info["dtype"] == "float64"
+    extra = {"mat2grad.json": ""}
+    torch.jit.load(entry["files"]["pt"], _extra_files=extra)
+    assert json.loads(extra["mat2grad.json"])["layout"].startswith("batch-first")
+
+
+# --------------------------------------------------------------------------------------
+# Options and errors
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny() -> ShallowNetwork:
+    return _hand_made("tiny")
+
+
+@pytest.mark.parametrize("opset", [9, 11, 17, 20])
+def test_chosen_opset_is_written(tiny, tmp_path, opset):
+    out = mat2grad.convert(tiny, tmp_path / "n.onnx", opset=opset)
+    assert onnx.load(out).opset_import[0].version == opset
+
+
+@pytest.mark.parametrize(
+    ("out", "options", "match"),
+    [
+        ("n.keras", {}, r"unknown output format '\.keras'.*\.pt2, \.pt, \.onnx"),
+        ("n.pt2", {"opset": 14}, r"opset applies to \.onnx output only"),
+        ("n.pt", {"matlab_layout": True}, r"MATLAB layout applies to \.onnx output only"),
+        ("n.onnx", {"opset": 8}, r"opset 8 cannot be written \(supported: 9 to 20"),
+        ("n.onnx", {"dtype": "float16"}, r"dtype must be float64 or float32"),
+        ("n.onnx", {"network": "net"}, r"network= applies to a file"),
+        ("no/such/n.pt2", {}, r"the folder .*no/such does not exist"),
+    ],
+)
+def test_bad_options_are_clear_errors(tiny, tmp_path, out, options, match):
+    with pytest.raises(Mat2GradError, match=match):
+        mat2grad.convert(tiny, tmp_path / out, **options)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_function_without_onnx_equivalent_is_named(tmp_path):
+    """normprod compares doubles (Equal), which ONNX has only from opset 11."""
+    net = _hand_made("weight-normprod")
+    with pytest.raises(
+        Mat2GradError,
+        match=r"weight-normprod\.mat: network 'net': cannot be written as ONNX \(\.onnx\) at opset "
+        r"10; the part that fails: weight IW\{1,1\} function 'normprod' .*Try another opset",
+    ):
+        mat2grad.convert(net, tmp_path / "n.onnx", opset=10)
+    assert not list(tmp_path.iterdir())
+    mat2grad.convert(net, tmp_path / "n.onnx", opset=11)
+
+
+def test_dynamic_networks_are_refused_naming_the_delays(tmp_path):
+    rec = tiny_record()
+    rec["inputWeights"][0, 0].fields["delays"] = np.array([[0, 1]])
+    rec["IW"][0, 0] = np.ones((2, 4))
+    net = ShallowNetwork(parse_network(rec, path="narx"))
+    with pytest.raises(Mat2GradError, match=r"'narx' is a dynamic network \(tapped delays on IW"):
+        mat2grad.convert(net, tmp_path / "n.pt2")
+
+
+def test_only_mat2grad_networks_are_taken(tmp_path):
+    with pytest.raises(Mat2GradError, match=r"Linear has no 'input_shapes'"):
+        mat2grad.convert(torch.nn.Linear(2, 1), tmp_path / "n.pt2")
+
+
+def test_converting_does_not_change_the_network(tiny, tmp_path):
+    mat2grad.convert(tiny, tmp_path / "n.onnx", dtype=torch.float32)
+    assert all(p.dtype == torch.float64 for p in tiny.parameters())
+
+
+def test_output_names_distinct_from_input_names(tmp_path):
+    rec = tiny_record()
+    rec["outputs"][0, 1].fields["name"] = "Input"
+    net = ShallowNetwork(parse_network(rec, path="net"))
+    model = onnx.load(mat2grad.convert(net, tmp_path / "n.onnx"))
+    assert [i.name for i in model.graph.input] == ["Input"]
+    assert [o.name for o in model.graph.output] == ["Input_2"]
+
+
+# --------------------------------------------------------------------------------------
+# From a file, and the CLI
+# --------------------------------------------------------------------------------------
+
+
+@requires_corpus
+def test_convert_from_a_mat_file_by_network_path(tmp_path):
+    src = CORPUS / "shallow/juanpovedapl_net1.mat"
+    out = mat2grad.convert(src, tmp_path / "n.pt2", network="net3")
+    info = {"mat2grad.json": ""}
+    program = torch.export.load(out, extra_files=info)
+    assert json.loads(info["mat2grad.json"])["source_file"] == "juanpovedapl_net1.mat"
+    x = torch.rand(4, 7, dtype=torch.float64)
+    net3 = mat2grad.load(src, "net3")
+    assert torch.equal(program.module()(x), net3(x))
+
+
+@requires_corpus
+def test_cli_convert(tmp_path, capsys):
+    out = tmp_path / "net.onnx"
+    args = ["convert", str(CORPUS / "shallow/abj247_ann.mat"), "-o", str(out)]
+    assert main(args + ["--dtype", "float32", "--opset", "13", "--matlab-layout"]) == 0
+    model = onnx.load(out)
+    assert model.opset_import[0].version == 13
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert "MATLAB layout" in model.doc_string
+    assert capsys.readouterr().out.strip().endswith(str(out))
+
+
+def test_cli_convert_errors_are_one_line(tmp_path, capsys):
+    rec_file = tmp_path / "net.mat"
+    matfile.write_mat(rec_file, {"x": np.ones((2, 2))})
+    assert main(["convert", str(rec_file), "-o", str(tmp_path / "n.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mat2grad: ") and err.count("\n") == 1
+    assert main(["convert", str(rec_file), "-o", str(tmp_path / "n.pt"), "--opset", "13"]) == 1
+    assert "opset applies to .onnx output only" in capsys.readouterr().err
+
+
+def test_cli_help_states_the_layout():
+    sub = build_parser()._subparsers._group_actions[0].choices["convert"]
+    text = " ".join(sub.format_help().split())
+    assert "batch-first" in text and "features last" in text
+    assert "R x Q" in text  # --matlab-layout
+    assert f"default {DEFAULT_OPSET}" in text
