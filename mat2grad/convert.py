@@ -74,9 +74,10 @@ __all__ = ["convert", "FORMATS", "DEFAULT_OPSET", "ONNX_OPSETS"]
 #: ONNX opset written by default: the highest MATLAB's own exporter writes (see the module
 #: docstring); importNetworkFromONNX reads it.
 DEFAULT_OPSET = 14
-#: the opsets written: the TorchScript-based exporter of torch 2.13 writes 7-20, but below 9
-#: it has no dynamic-batch broadcast (ConstantOfShape), so every network fails there
-ONNX_OPSETS = range(9, 21)
+#: the opsets the TorchScript-based ONNX exporter of torch 2.13 writes; below 9 some MATLAB
+#: functions have no ONNX form (hardlim, compet, dist, elliot2sig, fixunknowns; normprod
+#: below 11) and converting them fails naming the function
+ONNX_OPSETS = range(7, 21)
 #: example batch size used to trace and export; > 1 so the batch dimension stays symbolic
 _EXAMPLE_BATCH = 3
 
@@ -88,7 +89,7 @@ def convert(
     out: str | os.PathLike[str],
     *,
     network: str | None = None,
-    dtype: torch.dtype | str = torch.float64,
+    dtype: torch.dtype | str | None = None,
     opset: int | None = None,
     matlab_layout: bool = False,
 ) -> Path:
@@ -100,8 +101,9 @@ def convert(
             contract: ``input_shapes``, ``input_names``, ``output_names``).
         out: the file to write; its suffix picks the format (``.pt2``, ``.pt``, ``.onnx``).
         network: MATLAB-style path of the network inside the MAT-file, when it holds several.
-        dtype: ``torch.float64`` (default) or ``torch.float32`` (also ``"float64"`` /
-            ``"float32"``): the precision of the weights and of the graph.
+        dtype: ``torch.float64`` or ``torch.float32`` (also ``"float64"`` / ``"float32"``):
+            the precision of the weights and of the graph. Default: float64 for a file, the
+            module's own precision for a loaded module.
         opset: ONNX opset (``.onnx`` only; default :data:`DEFAULT_OPSET`).
         matlab_layout: ``.onnx`` only: inputs ``R x Q`` and outputs ``S x Q`` (one sample per
             column, as MATLAB's ``sim``) instead of batch-first ``(Q, R)`` / ``(Q, S)``.
@@ -132,7 +134,6 @@ def convert(
             f"{out}: unknown output format '{out.suffix}'; the suffix picks the format: "
             f"{', '.join(FORMATS)}"
         )
-    dtype = _dtype(dtype)
     if suffix != ".onnx":
         if opset is not None:
             raise Mat2GradError(f"{out}: an opset applies to .onnx output only")
@@ -154,6 +155,7 @@ def convert(
         raise Mat2GradError(f"{out}: the folder {out.parent} does not exist")
 
     model, source_name = _model(source, network, dtype)
+    dtype = _model_dtype(model)
     where = _where(model, source_name)
     _check_convertible(model, where)
     example = _example_inputs(model, dtype)
@@ -182,7 +184,9 @@ def convert(
 # --------------------------------------------------------------------------------------
 
 
-def _dtype(dtype: torch.dtype | str) -> torch.dtype:
+def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None:
+        return None
     if isinstance(dtype, str):
         if dtype not in _DTYPES:
             raise Mat2GradError(f"dtype must be float64 or float32, not '{dtype}'")
@@ -192,10 +196,18 @@ def _dtype(dtype: torch.dtype | str) -> torch.dtype:
     return dtype
 
 
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float64
+
+
 def _model(
-    source: str | os.PathLike[str] | nn.Module, network: str | None, dtype: torch.dtype
+    source: str | os.PathLike[str] | nn.Module, network: str | None, dtype: Any
 ) -> tuple[nn.Module, str | None]:
     """The module to convert (a private copy in ``dtype``) and the source file's name."""
+    dtype = _dtype(dtype)
     if isinstance(source, nn.Module):
         if network is not None:
             raise Mat2GradError("network= applies to a file, not to a loaded module")
@@ -207,12 +219,17 @@ def _model(
                 )
         spec = getattr(source, "spec", None)
         name = Path(spec.source).name if getattr(spec, "source", "") else None
-        model = copy.deepcopy(source).to(dtype)
+        # a private copy (the caller's module keeps its dtype); the spec is immutable and may
+        # hold megabytes of example inputs: shared, not copied
+        memo = {id(spec): spec} if spec is not None else {}
+        model = copy.deepcopy(source, memo)
+        if dtype is not None:
+            model = model.to(dtype)
     else:
         from .loading import load
 
         name = Path(source).name
-        model = load(source, network, dtype=dtype)
+        model = load(source, network, dtype=dtype or torch.float64)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -430,7 +447,11 @@ def _write_onnx(
     proto = onnx.load_from_string(buf.getvalue())
     # the exporter may leave a feature size symbolic (an output of size 1 after a broadcast):
     # declare every size, so importers see (Q, R) -> (Q, S); the checker below verifies them
-    for value, shape in zip([*proto.graph.input, *proto.graph.output], shapes, strict=True):
+    declared = dict(zip(in_names + out_names, shapes, strict=True))
+    for value in [*proto.graph.input, *proto.graph.output]:
+        if value.name not in declared:
+            continue  # below opset 9 the weights are graph inputs too
+        shape = declared[value.name]
         dims = value.type.tensor_type.shape.dim
         sizes = [*map(int, shape), "Q"] if ml else ["Q", *map(int, shape)]
         del dims[:]

@@ -374,6 +374,7 @@ def test_onnx_passes_the_checker_with_full_shape_inference(converted, case_id):
         assert info["opset"] == DEFAULT_OPSET
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("case_id", CASE_PARAMS[:3] + CASE_PARAMS[-2:])
 def test_torch_files_carry_their_description(converted, case_id):
     entry = next(e for e in converted.manifest if e["id"] == case_id)
@@ -399,10 +400,17 @@ def tiny() -> ShallowNetwork:
     return _hand_made("tiny")
 
 
-@pytest.mark.parametrize("opset", [9, 11, 17, 20])
+@pytest.mark.parametrize("opset", [7, 8, 9, 11, 13, 17, 20])
 def test_chosen_opset_is_written(tiny, tmp_path, opset):
+    import onnxruntime as ort
+
     out = mat2grad.convert(tiny, tmp_path / "n.onnx", opset=opset)
-    assert onnx.load(out).opset_import[0].version == opset
+    model = onnx.load(out)
+    assert model.opset_import[0].version == opset
+    onnx.checker.check_model(model, full_check=True)
+    x = np.random.default_rng(opset).uniform(-2, 2, (5, 2))
+    (y,) = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"Input": x})
+    assert_close(y, _outputs(tiny, [x])[0], FORWARD_RTOL, f"opset {opset}")
 
 
 @pytest.mark.parametrize(
@@ -411,7 +419,7 @@ def test_chosen_opset_is_written(tiny, tmp_path, opset):
         ("n.keras", {}, r"unknown output format '\.keras'.*\.pt2, \.pt, \.onnx"),
         ("n.pt2", {"opset": 14}, r"opset applies to \.onnx output only"),
         ("n.pt", {"matlab_layout": True}, r"MATLAB layout applies to \.onnx output only"),
-        ("n.onnx", {"opset": 8}, r"opset 8 cannot be written \(supported: 9 to 20"),
+        ("n.onnx", {"opset": 6}, r"opset 6 cannot be written \(supported: 7 to 20"),
         ("n.onnx", {"dtype": "float16"}, r"dtype must be float64 or float32"),
         ("n.onnx", {"network": "net"}, r"network= applies to a file"),
         ("no/such/n.pt2", {}, r"the folder .*no/such does not exist"),
@@ -453,6 +461,14 @@ def test_only_mat2grad_networks_are_taken(tmp_path):
 def test_converting_does_not_change_the_network(tiny, tmp_path):
     mat2grad.convert(tiny, tmp_path / "n.onnx", dtype=torch.float32)
     assert all(p.dtype == torch.float64 for p in tiny.parameters())
+
+
+def test_a_loaded_module_keeps_its_precision_by_default(tmp_path):
+    net32 = ShallowNetwork(parse_network(tiny_record(), path="net"), dtype=torch.float32)
+    model = onnx.load(mat2grad.convert(net32, tmp_path / "n.onnx"))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    program = torch.export.load(mat2grad.convert(net32, tmp_path / "n.pt2", dtype="float64"))
+    assert program.module()(torch.zeros(2, 2, dtype=torch.float64)).dtype == torch.float64
 
 
 def test_output_names_distinct_from_input_names(tmp_path):
@@ -509,3 +525,23 @@ def test_cli_help_states_the_layout():
     assert "batch-first" in text and "features last" in text
     assert "R x Q" in text  # --matlab-layout
     assert f"default {DEFAULT_OPSET}" in text
+
+
+def test_onnx_graph_of_a_feedforward_net_is_plain_arithmetic(tiny, tmp_path):
+    """mapminmax, weights and biases export as elementwise ops and MatMul, with no shape
+    arithmetic, so importers map them onto layers."""
+    model = onnx.load(mat2grad.convert(tiny, tmp_path / "n.onnx"))
+    ops = [node.op_type for node in model.graph.node]
+    assert ops == [
+        "Sub",
+        "Mul",
+        "Add",
+        "MatMul",
+        "Add",
+        "Tanh",
+        "MatMul",
+        "Add",
+        "Sub",
+        "Div",
+        "Add",
+    ]
