@@ -21,9 +21,10 @@ requires_corpus = pytest.mark.skipif(
 )
 
 
-def corpus_cases(prefix: str) -> list:
-    """MANIFEST.toml [[case]] entries whose file starts with ``prefix`` (e.g. 'shallow/'),
-    as pytest params with readable ids; one skipped param when the corpus is absent."""
+def corpus_cases(prefix: str, having: tuple[str, ...] = ()) -> list:
+    """MANIFEST.toml [[case]] entries whose file starts with ``prefix`` (e.g. 'shallow/')
+    and that have every key in ``having``, as pytest params with readable ids; one skipped
+    param when the corpus is absent."""
     if not HAVE_CORPUS:
         return [pytest.param(None, marks=requires_corpus, id="no-corpus")]
     with open(CORPUS / "MANIFEST.toml", "rb") as fh:
@@ -31,7 +32,7 @@ def corpus_cases(prefix: str) -> list:
     return [
         pytest.param(c, id=f"{Path(c['file']).stem}:{c.get('network', '')}")
         for c in cases
-        if c["file"].startswith(prefix)
+        if c["file"].startswith(prefix) and all(k in c for k in having)
     ]
 
 
