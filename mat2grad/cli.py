@@ -37,13 +37,16 @@ functions (mapminmax, removeconstantrows, ...) are part of its graph, and it run
 mat2grad. Layout: batch-first, features last: one (Q, R) tensor per input, one (Q, S) tensor
 per output (a tuple or list for several), Q any batch size; the transpose of MATLAB's R x Q.
 With --matlab-layout an .onnx file takes MATLAB's R x Q and returns S x Q instead.
+Gradients through a .pt2 or .pt file are mat2grad's; through hardlim, hardlims and compet
+they are zero almost everywhere. Dynamic networks (delays, feedback) are not converted.
 
 load it with:
   .pt2   torch.export.load("net.pt2").module()(x)
   .pt    torch.jit.load("net.pt")(x)
   .onnx  onnxruntime.InferenceSession("net.onnx").run(None, {"Input": x})
   MATLAB importNetworkFromONNX("net.onnx", InputDataFormats="BC", OutputDataFormats="BC")
-         ("CB" for a --matlab-layout file); importNetworkFromPyTorch("net.pt2") (R2026a+)
+         ("CB" for a --matlab-layout file); importNetworkFromPyTorch("net.pt2") (R2026a+),
+         importNetworkFromPyTorch("net.pt", PyTorchInputSizes=[1 R]) (R2022b+)
 
 examples:
   mat2grad convert net.mat -o net.pt2

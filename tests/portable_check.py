@@ -9,8 +9,8 @@ mat2grad (a pickled class, a custom op) fails here. One run checks many files of
 KIND is ``pt2``, ``pt`` or ``onnx``. MANIFEST.json lists the cases (see
 ``tests/test_convert.py::_manifest_entry``); RESULTS.npz receives, per case, the outputs for the
 whole batch (``ID|FILE|y{k}``), for the first sample alone (``ID|FILE|q1_y{k}``) and, for
-``.pt2``, the per-sample Jacobians ``ID|pt2|J{k}_{j}`` (``(Q, S_k, R_j)``) computed with
-``torch.func.jacrev``.
+``.pt2`` and ``.pt``, the per-sample Jacobians ``ID|pt2|J{k}_{j}`` (``(Q, S_k, R_j)``)
+computed with ``torch.func.jacrev``.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def check_pt(case, xs, results):
     module = torch.jit.load(case["files"]["pt"])
     _store(results, case["id"], "pt", _torch_outputs(module, xs, torch))
     _store(results, case["id"], "pt", _torch_outputs(module, [x[:1] for x in xs], torch), "q1_")
+    for key, value in _jacobians(module, xs, torch).items():
+        results[f"{case['id']}|pt|{key}"] = value
 
 
 def check_onnx(case, xs, results):

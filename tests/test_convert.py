@@ -5,8 +5,8 @@ net input and processing function, and a two-input two-output network) is conver
 ``.pt2``, ``.pt``, ``.onnx`` float64, ``.onnx`` float32 and ``.onnx`` in MATLAB's layout. One
 fresh interpreter per kind (``tests/portable_check.py``, run with ``python -I`` and with
 ``import mat2grad`` blocked) loads the files with plain torch / onnxruntime and evaluates them;
-its outputs and, for ``.pt2``, its ``torch.func.jacrev`` Jacobians are compared here with
-mat2grad's own module.
+its outputs and, for ``.pt2`` and ``.pt``, its ``torch.func.jacrev`` Jacobians are compared
+here with mat2grad's own module.
 """
 
 from __future__ import annotations
@@ -334,13 +334,14 @@ def test_float32_onnx_reproduces_the_float32_network(converted, case_id):
         assert_close(one, expected[:1], FLOAT32_RTOL, f"{case_id} float32 ONNX, Q=1")
 
 
+@pytest.mark.parametrize("kind", ["pt2", "pt"])
 @pytest.mark.parametrize("case_id", CASE_PARAMS)
-def test_pt2_jacobians_equal_mat2grads(converted, case_id):
+def test_jacobians_of_the_reloaded_file_equal_mat2grads(converted, case_id, kind):
     ref = converted.reference[case_id]
     for key, expected in ref["J"].items():
-        got = converted.results[f"{case_id}|pt2|{key}"]
+        got = converted.results[f"{case_id}|{kind}|{key}"]
         assert got.shape == expected.shape == (Q, *got.shape[1:])
-        assert_close(got, expected, FORWARD_RTOL, f"{case_id} Jacobian {key}")
+        assert_close(got, expected, FORWARD_RTOL, f"{case_id} {kind} Jacobian {key}")
     if ref["net"].zero_derivative:
         # in these networks every path to the output crosses a step function (hardlim,
         # hardlims, compet): the derivative is zero almost everywhere, and exactly zero here
