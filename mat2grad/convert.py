@@ -525,25 +525,19 @@ def _unexportable_part(
     from .shallow.functions import NET_INPUT, TRANSFER, WEIGHT
     from .shallow.module import ProcessingChain
 
-    parts: list[tuple[str, nn.Module, list[int]]] = []
-    for inp in spec.inputs:
-        for step in inp.steps:
-            parts.append(
-                (
-                    f"input {inp.index} processing function '{step.fcn}'",
-                    _Apply(ProcessingChain([step], dtype).to(dtype), "apply"),
-                    [step.in_size],
-                )
-            )
-    for out in spec.outputs:
-        for step in out.steps:
-            parts.append(
-                (
-                    f"output {out.layer} reverse processing function '{step.fcn}'",
-                    _Apply(ProcessingChain([step], dtype).to(dtype), "reverse"),
-                    [step.out_size],
-                )
-            )
+    processing = [
+        (f"input {i.index} processing", step, "apply", step.in_size)
+        for i in spec.inputs
+        for step in i.steps
+    ] + [
+        (f"output {o.layer} reverse processing", step, "reverse", step.out_size)
+        for o in spec.outputs
+        for step in o.steps
+    ]
+    parts: list[tuple[str, nn.Module, list[int]]] = [
+        (f"{label} function '{step.fcn}'", _Apply(ProcessingChain([step], dtype), method), [n])
+        for label, step, method, n in processing
+    ]
     for w in spec.weights:
         weights = (model.IW if w.kind == "IW" else model.LW)[f"{w.to}_{w.source}"]
         parts.append(
