@@ -64,6 +64,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -161,13 +162,14 @@ def convert(
     example = _example_inputs(model, dtype)
     _probe(model, example, where)
     info = _description(model, source_name, suffix, dtype, opset, matlab_layout)
-    writer = FORMATS[suffix]
     try:
-        data = writer(model, example, info, opset, matlab_layout)
+        with _exporter_output_silenced():
+            data = FORMATS[suffix](model, example, info, opset, matlab_layout)
     except Mat2GradError:
         raise
     except Exception as exc:  # the exporters' own errors, at the API boundary
-        part = _unexportable_part(model, suffix, opset, dtype)
+        with _exporter_output_silenced():
+            part = _unexportable_part(model, suffix, opset, dtype)
         raise Mat2GradError(
             f"{where}: cannot be written as {_FORMAT_NAMES[suffix]}"
             + (f" at opset {opset}" if suffix == ".onnx" else "")
@@ -175,6 +177,8 @@ def convert(
             + f" ({type(exc).__name__}: {_first_line(str(exc)).rstrip('.')})"
             + (". Try another opset (--opset), or .pt2" if suffix == ".onnx" else "")
         ) from exc
+    with _exporter_output_silenced():
+        _verify(suffix, data, model, dtype, matlab_layout, where)
     _write_atomically(out, data)
     return out
 
@@ -280,7 +284,9 @@ def _probe(model: nn.Module, example: tuple[Tensor, ...], where: str) -> None:
     outs = y if isinstance(y, tuple) else (y,)
     if len(outs) != len(model.output_names):
         raise Mat2GradError(
-            f"{where}: returned {len(outs)} outputs but names {len(model.output_names)}"
+            f"{where}: the network returned {len(outs)} outputs but names "
+            f"{len(model.output_names)} (output_names); it does not follow mat2grad's model "
+            "contract"
         )
 
 
@@ -413,7 +419,12 @@ def _write_torchscript(
 def _write_onnx(
     model: nn.Module, example: tuple[Tensor, ...], info: dict, opset: int | None, ml: bool
 ) -> bytes:
-    import onnx
+    try:
+        import onnx
+    except ImportError:
+        raise Mat2GradError(
+            "writing .onnx needs the Python package onnx (pip install onnx)"
+        ) from None
 
     in_names, out_names = _io_names(model)
     shapes = list(model.input_shapes) + list(model.output_shapes)
@@ -428,7 +439,7 @@ def _write_onnx(
         model = _MatlabLayout(model)
         example = tuple(x.T.contiguous() for x in example)
     buf = io.BytesIO()
-    with warnings.catch_warnings(), _native_output_silenced():
+    with warnings.catch_warnings():
         # torch 2.13 deprecates the TorchScript-based exporter in favour of one that needs
         # onnxscript (see the module docstring); its other warnings concern its own passes
         warnings.simplefilter("ignore")
@@ -507,6 +518,116 @@ _FORMAT_NAMES = {
     ".pt": "TorchScript, traced (.pt)",
     ".onnx": "ONNX (.onnx)",
 }
+
+
+# --------------------------------------------------------------------------------------
+# Verification: the written bytes, reloaded, reproduce the network at other batch sizes
+# --------------------------------------------------------------------------------------
+
+#: relative agreement demanded of a reloaded file (max |difference| / max |y|): loose enough
+#: for another runtime's round-off, tight enough for any structural error (a batch size baked
+#: into the graph, a wrong layout) to show
+_VERIFY_RTOL = {torch.float64: 1e-10, torch.float32: 1e-4}
+
+
+def _verify(
+    suffix: str, data: bytes, model: nn.Module, dtype: torch.dtype, ml: bool, where: str
+) -> None:
+    """Reload ``data`` as a user would and compare it with ``model`` on batches of 1 and 2
+    samples (the export traced 3). ``.onnx`` is run by onnxruntime when it is installed."""
+    name = _FORMAT_NAMES[suffix]
+    try:
+        run = _LOADERS[suffix](data, ml)
+    except Exception as exc:
+        raise Mat2GradError(
+            f"{where}: the written {name} cannot be loaded back ({type(exc).__name__}: "
+            f"{_first_line(str(exc))})"
+        ) from exc
+    if run is None:
+        return
+    gen = torch.Generator().manual_seed(1)
+    for q in (1, 2):
+        xs = tuple(
+            torch.randn(q, *map(int, shape), generator=gen, dtype=dtype)
+            for shape in model.input_shapes
+        )
+        with torch.no_grad():
+            expected = _outputs(model(*xs))
+        try:
+            got = run(xs)
+        except Exception as exc:
+            raise Mat2GradError(
+                f"{where}: the written {name} fails on a batch of {q} sample(s) "
+                f"({type(exc).__name__}: {_first_line(str(exc))}); the network's graph "
+                "probably fixes the batch size"
+            ) from exc
+        for k, (y, e) in enumerate(zip(got, expected, strict=True)):
+            if tuple(y.shape) != tuple(e.shape):
+                raise Mat2GradError(
+                    f"{where}: the written {name} returns output {k + 1} of shape "
+                    f"{tuple(y.shape)} for a batch of {q}, expected {tuple(e.shape)}"
+                )
+            if dtype == torch.float32 and getattr(model, "zero_derivative", ()):
+                continue  # a step function may flip where two float32 runtimes round apart
+            err = _relative_error(y, e)
+            if not err <= _VERIFY_RTOL[dtype]:
+                raise Mat2GradError(
+                    f"{where}: the written {name} does not reproduce the network: output "
+                    f"{k + 1} differs by {err:.1e} (relative) on a batch of {q}"
+                )
+
+
+def _outputs(y: Any) -> list[np.ndarray]:
+    outs = y if isinstance(y, tuple | list) else (y,)
+    return [np.asarray(o.detach().numpy() if isinstance(o, Tensor) else o) for o in outs]
+
+
+def _relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max |a - e| / max |e| over finite entries; inf where non-finite entries differ."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    finite = np.isfinite(e)
+    same_nonfinite = np.array_equal(a[~finite], e[~finite], equal_nan=True)
+    if not same_nonfinite or not np.all(np.isfinite(a[finite])):
+        return float("inf")
+    scale = np.max(np.abs(e[finite]), initial=0.0)
+    diff = np.max(np.abs(a[finite] - e[finite]), initial=0.0)
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+def _load_pt2(data: bytes, ml: bool) -> Callable[[tuple[Tensor, ...]], list[np.ndarray]]:
+    module = torch.export.load(io.BytesIO(data)).module()
+    return lambda xs: _outputs(module(*xs))
+
+
+def _load_torchscript(data: bytes, ml: bool) -> Callable[[tuple[Tensor, ...]], list[np.ndarray]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # see _write_torchscript
+        module = torch.jit.load(io.BytesIO(data))
+    return lambda xs: _outputs(module(*xs))
+
+
+def _load_onnx(data: bytes, ml: bool) -> Callable[[tuple[Tensor, ...]], list[np.ndarray]] | None:
+    try:
+        import onnxruntime
+    except ImportError:  # not a dependency of mat2grad: the checker's verdict stands alone
+        return None
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # fatal only: a failing run raises, and is reported
+    session = onnxruntime.InferenceSession(
+        data, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    names = [i.name for i in session.get_inputs()]
+
+    def run(xs: tuple[Tensor, ...]) -> list[np.ndarray]:
+        arrays = [x.numpy().T.copy() if ml else x.numpy() for x in xs]
+        outs = session.run(None, dict(zip(names, arrays, strict=True)))
+        return [o.T if ml else o for o in outs]
+
+    return run
+
+
+_LOADERS = {".pt2": _load_pt2, ".pt": _load_torchscript, ".onnx": _load_onnx}
 
 
 # --------------------------------------------------------------------------------------
@@ -613,13 +734,14 @@ class _Apply(nn.Module):
 
 
 @contextlib.contextmanager
-def _native_output_silenced() -> Iterator[None]:
-    """Discard what native code writes to file descriptors 1 and 2 meanwhile.
+def _exporter_output_silenced() -> Iterator[None]:
+    """Discard what the exporters and runtimes print to file descriptors 1 and 2 meanwhile.
 
-    The TorchScript-based ONNX exporter of torch 2.13 prints its whole IR graph to the process's
-    stderr, from C++, whenever an export fails (``torch/onnx/_internal/torchscript_exporter/
-    utils.py`` tests the function ``_C._jit_is_onnx_log_enabled`` for truth instead of calling
-    it, so its log is always on); the failure itself still raises and is reported.
+    Failures are raised and reported in one line, but on the way the TorchScript-based ONNX
+    exporter of torch 2.13 prints its whole IR graph from C++ (``torch/onnx/_internal/
+    torchscript_exporter/utils.py`` tests the function ``_C._jit_is_onnx_log_enabled`` for
+    truth instead of calling it, so its log is always on), torch.export logs the traced graph,
+    and onnxruntime logs the failing node.
     """
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -634,6 +756,8 @@ def _native_output_silenced() -> Iterator[None]:
                 os.dup2(sink.fileno(), fd)
             yield
     finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
         for fd, copy_fd in saved:
             os.dup2(copy_fd, fd)
             os.close(copy_fd)

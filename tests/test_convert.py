@@ -543,3 +543,31 @@ def test_onnx_graph_of_a_feedforward_net_is_plain_arithmetic(tiny, tmp_path):
         "Div",
         "Add",
     ]
+
+
+class _BakesTheBatchSize(torch.nn.Module):
+    """Follows the model contract, but its output depends on the batch size as a Python
+    number: tracing freezes it, so a converted file is wrong at any other batch size."""
+
+    input_shapes = ((2,),)
+    output_shapes = ((2,),)
+    input_names = ("x",)
+    output_names = ("y",)
+    zero_derivative = ()
+
+    def forward(self, x):
+        return x * float(x.shape[0])
+
+
+@pytest.mark.parametrize(
+    ("suffix", "match"),
+    [
+        (".pt", r"the written TorchScript.* does not reproduce the network: output 1 differs"),
+        (".onnx", r"the written ONNX .* does not reproduce the network: output 1 differs"),
+        (".pt2", r"cannot be written as torch.export ExportedProgram"),
+    ],
+)
+def test_a_file_that_does_not_reproduce_the_network_is_not_written(tmp_path, suffix, match):
+    with pytest.raises(Mat2GradError, match=match):
+        mat2grad.convert(_BakesTheBatchSize(), tmp_path / f"n{suffix}", dtype="float64")
+    assert not list(tmp_path.iterdir())
