@@ -20,7 +20,10 @@ NOTE: [Converted-file layout]
 
 Nothing here pickles a Python object: ``.pt2`` is written by ``torch.export.save``, ``.pt`` by
 ``torch.jit.save`` and ``.onnx`` by protobuf, and each file carries its description as JSON
-(``mat2grad.json``; ONNX ``metadata_props``). Files are written atomically.
+(``mat2grad.json``; ONNX ``metadata_props``). Before a file is written, its bytes are loaded
+back the way a user would load them (``torch.export.load``, ``torch.jit.load``, onnxruntime
+when installed) and run on batches of 1 and 2 samples against the network (the export traced
+3): a file that fails or disagrees is never written. Files are written atomically.
 
 Sources (consulted with the workplace's ``search`` tool):
 
@@ -120,7 +123,9 @@ def convert(
     Raises:
         Mat2GradError: unknown suffix, options that do not apply to the format, a network
             that cannot be evaluated or exported (dynamic networks; an operation the format
-            cannot express, named with the part of the network that uses it).
+            cannot express, named with the part of the network that uses it), or a written
+            file that, loaded back, does not reproduce the network (a graph that fixes the
+            batch size).
 
     Example:
         >>> mat2grad.convert("net.mat", "net.onnx", opset=14)          # doctest: +SKIP
