@@ -266,9 +266,15 @@ def _check_convertible(model: nn.Module, where: str) -> None:
             "supported: a converted file maps one batch of samples to outputs, without the "
             "state that delays and feedback carry between time steps"
         )
-    for j, shape in enumerate(model.input_shapes):
+    for name, shape in zip(model.input_names, model.input_shapes, strict=True):
+        if any(n is None for n in shape):
+            dims = ", ".join("?" if n is None else str(n) for n in shape)
+            raise Mat2GradError(
+                f"{where}: input '{name}' has per-sample shape ({dims}), with a size the "
+                "model leaves open; a converted file fixes every size but the batch"
+            )
         if any(int(n) < 1 for n in shape):
-            raise Mat2GradError(f"{where}: input {j + 1} has an empty shape {tuple(shape)}")
+            raise Mat2GradError(f"{where}: input '{name}' has an empty shape {tuple(shape)}")
 
 
 def _example_inputs(model: nn.Module, dtype: torch.dtype) -> tuple[Tensor, ...]:
@@ -310,17 +316,16 @@ def _description(
 ) -> dict[str, Any]:
     spec = getattr(model, "spec", None)
     in_names, out_names = _io_names(model)
-    q = "Q"
     inputs = []
     for j, (name, shape) in enumerate(zip(in_names, model.input_shapes, strict=True)):
         steps = [s.fcn for s in spec.inputs[j].steps] if spec is not None else []
-        dims = [*map(int, shape), q] if matlab_layout else [q, *map(int, shape)]
+        dims = _dims(shape, matlab_layout)
         inputs.append({"name": name, "shape": dims, "processing": steps})
     outputs = []
     for k, name in enumerate(out_names):
         shape = tuple(model.output_shapes[k]) if hasattr(model, "output_shapes") else ()
         steps = [s.fcn for s in reversed(spec.outputs[k].steps)] if spec is not None else []
-        dims = [*map(int, shape), q] if matlab_layout else [q, *map(int, shape)]
+        dims = _dims(shape, matlab_layout)
         outputs.append({"name": name, "shape": dims, "reverse_processing": steps})
     layout = (
         "MATLAB layout: each input R x Q and each output S x Q, one sample per column "
@@ -352,6 +357,12 @@ def _description(
             "mat2grad's tests)"
         )
     return info
+
+
+def _dims(shape: tuple, matlab_layout: bool) -> list[int | str | None]:
+    """A per-sample shape with the batch dimension ``"Q"`` added where the file has it."""
+    sizes = [None if n is None else int(n) for n in shape]
+    return [*sizes, "Q"] if matlab_layout else ["Q", *sizes]
 
 
 def _docstring(info: dict[str, Any]) -> str:
@@ -469,12 +480,13 @@ def _write_onnx(
             continue  # below opset 9 the weights are graph inputs too
         shape = declared[value.name]
         dims = value.type.tensor_type.shape.dim
-        sizes = [*map(int, shape), "Q"] if ml else ["Q", *map(int, shape)]
         del dims[:]
-        for size in sizes:
+        for k, size in enumerate(_dims(shape, ml)):
             dim = dims.add()
             if isinstance(size, str):
                 dim.dim_param = size
+            elif size is None:  # an output size the model leaves open
+                dim.dim_param = f"{value.name}_dim{k}"
             else:
                 dim.dim_value = size
     proto.producer_name = "mat2grad"

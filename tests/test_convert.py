@@ -571,3 +571,11 @@ def test_a_file_that_does_not_reproduce_the_network_is_not_written(tmp_path, suf
     with pytest.raises(Mat2GradError, match=match):
         mat2grad.convert(_BakesTheBatchSize(), tmp_path / f"n{suffix}", dtype="float64")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_model_with_an_open_feature_size_is_refused(tmp_path):
+    class Open(_BakesTheBatchSize):
+        input_shapes = ((None,),)
+
+    with pytest.raises(Mat2GradError, match=r"input 'x' has per-sample shape \(\?\), with a size"):
+        mat2grad.convert(Open(), tmp_path / "n.pt2")
