@@ -242,6 +242,12 @@ def _model(
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+        p.data = p.data.contiguous()
+    # MAT-files store column-major arrays; torch.export's archive warns about buffers that
+    # do not cover their storage, so every tensor of the (private) copy is made contiguous
+    for qualified, buf in list(model.named_buffers()):
+        owner, _, leaf = qualified.rpartition(".")
+        setattr(model.get_submodule(owner), leaf, buf.contiguous())
     return model, name
 
 

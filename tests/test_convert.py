@@ -1,12 +1,13 @@
 """Converted files reproduce the network without mat2grad.
 
-Every corpus shallow network and every hand-made record below (one per MATLAB transfer, weight,
-net input and processing function, and a two-input two-output network) is converted to
-``.pt2``, ``.pt``, ``.onnx`` float64, ``.onnx`` float32 and ``.onnx`` in MATLAB's layout. One
-fresh interpreter per kind (``tests/portable_check.py``, run with ``python -I`` and with
-``import mat2grad`` blocked) loads the files with plain torch / onnxruntime and evaluates them;
-its outputs and, for ``.pt2`` and ``.pt``, its ``torch.func.jacrev`` Jacobians are compared
-here with mat2grad's own module.
+Every corpus shallow network and every static synthetic fixture (``fixtures/MANIFEST.toml``:
+one per MATLAB transfer, weight, net input and processing function, several inputs and outputs,
+NaN inputs, every file variant) is converted to ``.pt2``, ``.pt``, ``.onnx`` float64, ``.onnx``
+float32 and ``.onnx`` in MATLAB's layout. One fresh interpreter per kind
+(``tests/portable_check.py``, run with ``python -I`` and with ``import mat2grad`` blocked) loads
+the files with plain torch / onnxruntime and evaluates them on the case's own inputs; its
+outputs and, for ``.pt2`` and ``.pt``, its ``torch.func.jacrev`` Jacobians are compared here
+with mat2grad's own module.
 """
 
 from __future__ import annotations
@@ -15,202 +16,91 @@ import copy
 import json
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+import tomllib
 import torch
 
 import mat2grad
 from mat2grad import Mat2GradError, matfile
 from mat2grad.cli import build_parser, main
 from mat2grad.convert import DEFAULT_OPSET
-from mat2grad.matfile import MatStruct
-from mat2grad.shallow.functions import TRANSFER, WEIGHT
 from mat2grad.shallow.module import ShallowNetwork
 from mat2grad.shallow.record import parse_network
 from tests.helpers import (
     CORPUS,
+    FIXTURES,
     FLOAT32_RTOL,
     FORWARD_RTOL,
     assert_close,
     corpus_cases,
     requires_corpus,
 )
-from tests.records import cell, empty, mapminmax, tiny_record
+from tests.records import tiny_record
 
 CHECKER = Path(__file__).with_name("portable_check.py")
-Q = 6  # samples per case
+Q = 6  # samples per case (fewer where the file holds fewer)
 
 # --------------------------------------------------------------------------------------
-# Hand-made records: every MATLAB function the converter must express
+# The cases: corpus shallow networks and static fixtures, with their own inputs
 # --------------------------------------------------------------------------------------
 
+with open(FIXTURES / "MANIFEST.toml", "rb") as _fh:
+    _FIXTURES = [c for c in tomllib.load(_fh)["case"] if not c.get("dynamic")]
 
-def _tiny(transfer=None, weight=None, net_input2=None):
-    rec = tiny_record()
-    if transfer:
-        rec["layers"][0, 0].fields["transferFcn"] = transfer
-    if weight:
-        rec["inputWeights"][0, 0].fields["weightFcn"] = weight
-    if net_input2:
-        rec["layers"][1, 0].fields["netInputFcn"] = net_input2
-    return rec
-
-
-def _settings(**fields):
-    return MatStruct({k: np.atleast_2d(np.asarray(v, dtype=float)) for k, v in fields.items()})
-
-
-def _processing_record():
-    """4 raw inputs -> fixunknowns (row 2 may be NaN: 5 rows) -> removeconstantrows (drops the
-    last row: 4) -> mapstd -> processpca (3) -> [2 tansig] -> [1 purelin] -> reverse mapminmax
-    -> reverse removeconstantrows (a constant second output row): 2 raw outputs."""
-    rng = np.random.default_rng(7)
-    transform = rng.normal(size=(3, 4))
-    rec = tiny_record()
-    inp = rec["inputs"][0, 0]
-    inp.fields.update(
-        size=np.array([[4]]),
-        processedSize=np.array([[3]]),
-        processFcns=cell("fixunknowns", "removeconstantrows", "mapstd", "processpca", shape=(1, 4)),
-        processSettings=cell(
-            _settings(
-                xrows=4,
-                yrows=5,
-                unknown=2,
-                shift=[[0], [0], [1], [1]],
-                xmeans=[[0.5], [1], [-2], [3]],
-            ),
-            _settings(xrows=5, keep=[1, 2, 3, 4], remove=5, constants=3.0),
-            _settings(
-                xrows=4,
-                gain=[[2.0], [0.5], [1.5], [1.0]],
-                xoffset=[[0.1], [-0.3], [0.2], [0.0]],
-                ymean=0.0,
-            ),
-            _settings(transform=transform, inverseTransform=np.linalg.pinv(transform)),
-            shape=(1, 4),
-        ),
-    )
-    out = rec["outputs"][0, 1]
-    out.fields.update(
-        size=np.array([[2]]),
-        processFcns=cell("removeconstantrows", "mapminmax", shape=(1, 2)),
-        processSettings=cell(
-            _settings(xrows=2, keep=1, remove=2, constants=7.5),
-            mapminmax([-1.0], [0.4]),
-            shape=(1, 2),
-        ),
-    )
-    rec["IW"][0, 0] = np.array([[1.0, 2.0, -0.5], [-1.0, 0.5, 0.25]])
-    return rec
-
-
-def _two_by_two_record():
-    """Inputs of 2 (mapminmax) and 3 rows into layer 1; outputs from layer 1 (mapstd) and 2."""
-    rec = tiny_record()
-    second_input = MatStruct(
-        {"name": "Input", "size": np.array([[3]]), "processFcns": np.empty((1, 0), object)}
-    )
-    first_output = MatStruct(
-        {
-            "name": "Output",
-            "size": np.array([[2]]),
-            "processFcns": cell("mapstd", shape=(1, 1)),
-            "processSettings": cell(
-                _settings(xrows=2, gain=[[2.0], [4.0]], xoffset=[[1.0], [-1.0]], ymean=0.0),
-                shape=(1, 1),
-            ),
-        }
-    )
-    dotprod = MatStruct({"weightFcn": "dotprod", "delays": np.array([[0]])})
-    rec.fields.update(
-        numInputs=np.array([[2]]),
-        numOutputs=np.array([[2]]),
-        inputConnect=np.array([[1, 1], [0, 0]], dtype=np.uint8),
-        outputConnect=np.array([[1, 1]], dtype=np.uint8),
-        inputs=cell(rec["inputs"][0, 0], second_input),
-        outputs=cell(first_output, rec["outputs"][0, 1], shape=(1, 2)),
-        inputWeights=cell(dotprod, empty(), dotprod, empty(), shape=(2, 2)),
-        IW=cell(
-            rec["IW"][0, 0],
-            empty(),
-            np.array([[0.5, -1.0, 0.2], [0.3, 0.1, -0.4]]),
-            empty(),
-            shape=(2, 2),
-        ),
-    )
-    return rec
-
-
-RECORDS = {
-    "tiny": tiny_record,
-    **{f"transfer-{t}": (lambda t=t: _tiny(transfer=t)) for t in TRANSFER},
-    **{f"weight-{w}": (lambda w=w: _tiny(weight=w)) for w in WEIGHT if w != "dotprod"},
-    "netprod": lambda: _tiny(net_input2="netprod"),
-    "processing": _processing_record,
-    "two-by-two": _two_by_two_record,
+#: case id -> (folder, manifest entry)
+CASES: dict[str, tuple[Path, dict]] = {
+    f"fixture:{Path(c['file']).stem}": (FIXTURES, c) for c in _FIXTURES
 }
-
-
-def _hand_made(name: str) -> ShallowNetwork:
-    return ShallowNetwork(parse_network(RECORDS[name](), path="net", source=f"{name}.mat"))
-
-
-def _corpus_params() -> list:
-    params = []
-    for p in corpus_cases("shallow/"):
-        case = p.values[0]
-        if case is None:
-            params.append(pytest.param(None, marks=requires_corpus, id=p.id))
-        else:
-            params.append(pytest.param(f"corpus:{p.id}", id=p.id))
-    return params
-
-
-CASE_PARAMS = _corpus_params() + [pytest.param(f"record:{n}", id=n) for n in RECORDS]
-CORPUS_CASES = {
-    f"corpus:{p.id}": p.values[0] for p in corpus_cases("shallow/") if p.values[0] is not None
-}
+CASE_PARAMS = []
+for _p in corpus_cases("shallow/"):
+    if _p.values[0] is None:
+        CASE_PARAMS.append(pytest.param(None, marks=requires_corpus, id=_p.id))
+    else:
+        CASES[f"corpus:{_p.id}"] = (CORPUS, _p.values[0])
+        CASE_PARAMS.append(pytest.param(f"corpus:{_p.id}", id=_p.id))
+CASE_PARAMS += [pytest.param(k, id=k.split(":", 1)[1]) for k in CASES if k.startswith("fixture")]
 
 
 def _load(case_id: str) -> ShallowNetwork:
-    kind, name = case_id.split(":", 1)
-    if kind == "record":
-        return _hand_made(name)
-    case = CORPUS_CASES[case_id]
-    return mat2grad.load(CORPUS / case["file"], case["network"])
+    folder, case = CASES[case_id]
+    return mat2grad.load(folder / case["file"], case["network"])
 
 
 def _samples(case_id: str, net: ShallowNetwork) -> list[np.ndarray]:
-    """Q samples per input in raw units: the corpus file's own inputs where it has them (with
-    one NaN sample when they contain any), else uniform over a plausible range."""
-    rng = np.random.default_rng(zlib.crc32(case_id.encode()))
-    case = CORPUS_CASES.get(case_id)
-    if case is not None and "inputs" in case:
-        data = matfile.as_float(
-            matfile.resolve(matfile.read_mat(CORPUS / case["file"]), case["inputs"])
-        )
-        data = data.T if case.get("samples", "columns") == "columns" else data
-        rows = list(range(Q))
-        nan_rows = np.flatnonzero(np.isnan(data).any(axis=1))
-        if nan_rows.size:
-            rows[-1] = int(nan_rows[0])
-        return [np.ascontiguousarray(data[rows])]
-    xs = []
-    for inp in net.spec.inputs:
-        if inp.range is not None:
-            lo, hi = inp.range[:, 0], inp.range[:, 1]
-            x = lo + (hi - lo) * rng.random((Q, inp.size))
-        else:
-            x = rng.uniform(-2.0, 2.0, (Q, inp.size))
-        xs.append(x)
-    if case_id == "record:processing":
-        xs[0][2, 1] = np.nan  # fixunknowns replaces it by the row mean and flags it
-    return xs
+    """Up to Q samples per input, batch-first, in raw units: the file's own inputs (with its
+    first sample holding a NaN, where one does), else uniform over the inputs' ranges."""
+    folder, case = CASES[case_id]
+    if "inputs" not in case:
+        rng = np.random.default_rng(0)
+        return [
+            rng.uniform(inp.range[:, 0], inp.range[:, 1], (Q, inp.size))
+            if inp.range is not None
+            else rng.uniform(-2.0, 2.0, (Q, inp.size))
+            for inp in net.spec.inputs
+        ]
+    value = matfile.resolve(matfile.read_mat(folder / case["file"]), case["inputs"])
+    ports = list(value.reshape(-1)) if value.dtype == object else [value]
+    columns = case.get("samples", "columns") == "columns"
+    xs = [matfile.as_float(x).T if columns else matfile.as_float(x) for x in ports]
+    rows = list(range(min(Q, xs[0].shape[0])))
+    nan_rows = np.flatnonzero(np.any([np.isnan(x).any(axis=1) for x in xs], axis=0))
+    if nan_rows.size and not set(rows) & set(nan_rows.tolist()):
+        rows[-1] = int(nan_rows[0])
+    return [np.ascontiguousarray(x[rows]) for x in xs]
+
+
+def _hand_made(name: str, **layer1) -> ShallowNetwork:
+    """tiny_record (2 -> 2 tansig -> 1 purelin, mapminmax both ends), layer 1 changed."""
+    rec = tiny_record()
+    if "transfer" in layer1:
+        rec["layers"][0, 0].fields["transferFcn"] = layer1["transfer"]
+    if "weight" in layer1:
+        rec["inputWeights"][0, 0].fields["weightFcn"] = layer1["weight"]
+    return ShallowNetwork(parse_network(rec, path="net", source=f"{name}.mat"))
 
 
 def _outputs(net, xs) -> list[np.ndarray]:
@@ -373,7 +263,7 @@ def test_onnx_passes_the_checker_with_full_shape_inference(converted, case_id):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("case_id", CASE_PARAMS[:3] + CASE_PARAMS[-2:])
+@pytest.mark.parametrize("case_id", CASE_PARAMS[:2] + CASE_PARAMS[-2:])
 def test_torch_files_carry_their_description(converted, case_id):
     entry = next(e for e in converted.manifest if e["id"] == case_id)
     net = converted.reference[case_id]["net"]
@@ -431,7 +321,7 @@ def test_bad_options_are_clear_errors(tiny, tmp_path, out, options, match):
 
 def test_a_function_without_onnx_equivalent_is_named(tmp_path):
     """normprod compares doubles (Equal), which ONNX has only from opset 11."""
-    net = _hand_made("weight-normprod")
+    net = _hand_made("weight-normprod", weight="normprod")
     with pytest.raises(
         Mat2GradError,
         match=r"weight-normprod\.mat: network 'net': cannot be written as ONNX \(\.onnx\) at opset "
