@@ -16,7 +16,7 @@ NOTE: [Converted-file layout]
     one ``(Q, R_j)`` tensor per input, one ``(Q, S_k)`` tensor per output (a tuple for
     several), ``Q`` any batch size >= 1. ``.onnx`` with ``matlab_layout=True`` instead takes
     MATLAB's own layout, ``R_j x Q`` in and ``S_k x Q`` out (one sample per column, as
-    ``sim(net, X)``); see ``_MatlabLayout``.
+    ``sim(net, X)``); see ``_Portable``.
 
 Nothing here pickles a Python object: ``.pt2`` is written by ``torch.export.save``, ``.pt`` by
 ``torch.jit.save`` and ``.onnx`` by protobuf, and each file carries its description as JSON
@@ -269,8 +269,8 @@ def _check_convertible(model: nn.Module, where: str) -> None:
         )
         raise Mat2GradError(
             f"{where} is a dynamic network ({parts}); converting dynamic networks is not "
-            "supported: a converted file maps one batch of samples to outputs, without the "
-            "state that delays and feedback carry between time steps"
+            "supported: their simulation steps through time with delay states, which a traced "
+            "file would fix to one sequence length; use mat2grad itself (predict, jacobian)"
         )
     for name, shape in zip(model.input_names, model.input_shapes, strict=True):
         if any(n is None for n in shape):
@@ -416,7 +416,7 @@ def _write_pt2(
     batch = torch.export.Dim("Q", min=1)
     # forward(*x): the dynamic shapes mirror the one variadic argument, a tuple of inputs
     dynamic = (tuple({0: batch} for _ in example),)
-    program = torch.export.export(model, example, dynamic_shapes=dynamic, strict=False)
+    program = torch.export.export(_Portable(model), example, dynamic_shapes=dynamic, strict=False)
     buf = io.BytesIO()
     torch.export.save(program, buf, extra_files={"mat2grad.json": json.dumps(info, indent=1)})
     return buf.getvalue()
@@ -432,7 +432,7 @@ def _write_torchscript(
         # the trace (the tests run every file at other batch sizes).
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        traced = torch.jit.trace(model, example, check_trace=False)
+        traced = torch.jit.trace(_Portable(model), example, check_trace=False)
         buf = io.BytesIO()
         torch.jit.save(traced, buf, _extra_files={"mat2grad.json": json.dumps(info, indent=1)})
     return buf.getvalue()
@@ -458,7 +458,6 @@ def _write_onnx(
                     f"input {j + 1} has per-sample shape {tuple(shape)}; the MATLAB layout "
                     "(features x samples) applies to vector inputs only"
                 )
-        model = _MatlabLayout(model)
         example = tuple(x.T.contiguous() for x in example)
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -466,7 +465,7 @@ def _write_onnx(
         # onnxscript (see the module docstring); its other warnings concern its own passes
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
+            _Portable(model, matlab_layout=ml),
             example,
             buf,
             dynamo=False,
@@ -513,15 +512,23 @@ def _write_onnx(
     return proto.SerializeToString()
 
 
-class _MatlabLayout(nn.Module):
-    """The network on MATLAB's layout: ``R x Q`` inputs, ``S x Q`` outputs (transposes at the
-    graph's edges, around the batch-first network)."""
+class _Portable(nn.Module):
+    """The network as a converted file runs it: tensors in, tensors out, nothing else.
 
-    def __init__(self, model: nn.Module):
+    The exporters bind the example inputs to ``forward``'s signature and pass every other
+    parameter (``ShallowNetwork``'s keyword-only ``xi``, ``ai``, ``steps``) as an extra input;
+    this ``forward`` takes the inputs alone. With ``matlab_layout`` it also transposes at the
+    graph's edges: ``R x Q`` inputs, ``S x Q`` outputs around the batch-first network.
+    """
+
+    def __init__(self, model: nn.Module, matlab_layout: bool = False):
         super().__init__()
         self.model = model
+        self.matlab_layout = matlab_layout
 
     def forward(self, *x: Tensor) -> Tensor | tuple[Tensor, ...]:
+        if not self.matlab_layout:
+            return self.model(*x)
         y = self.model(*(xj.transpose(0, 1) for xj in x))
         if isinstance(y, tuple):
             return tuple(yk.transpose(0, 1) for yk in y)
