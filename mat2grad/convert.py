@@ -39,10 +39,12 @@ Sources (consulted with the workplace's ``search`` tool):
   layout it assumes: ONNX dimensions are batch-first; a 2-D ONNX input ``[N, C]`` is data format
   ``"BC"`` (MathWorks' own import guide, matlab/matlab-agentic-toolkit
   ``skills-catalog/ai-and-statistics/matlab-import-external-ai-model/SKILL.md``, table
-  "InputDataFormats Reference"), which is the default layout written here. The highest opset
-  its documentation supports could not be retrieved; ``DEFAULT_OPSET`` is 14, the highest opset
-  MATLAB's own exporter writes (``SupportedOpsetsForExport = 6:14`` in MathWorks' 2024
-  exporter code, research/onnx.md section 1.1), so MATLAB's importer reads it.
+  "InputDataFormats Reference"), which is the default layout written here; a
+  ``matlab_layout`` file is ``[C, N]``, format ``"CB"``. The highest opset the importer's
+  documentation supports could not be retrieved; ``DEFAULT_OPSET`` is 14, the highest opset
+  MATLAB's own exporter writes (``SupportedOpsetsForExport = 6:14`` in MathWorks' 2024 exporter
+  code, research/onnx.md section 1.1), which the importer is therefore expected to read
+  (inferred: MATLAB is not available to verify it).
 * torch.onnx (docs.pytorch.org/docs/stable/onnx.html, onnx_dynamo.html): torch 2.13 has two
   exporters; the torch.export-based one (``dynamo=True``, the default since 2.9) needs the extra
   package ``onnxscript``, which mat2grad does not depend on. The TorchScript-based exporter
@@ -76,7 +78,7 @@ from .errors import Mat2GradError
 __all__ = ["convert", "FORMATS", "DEFAULT_OPSET", "ONNX_OPSETS"]
 
 #: ONNX opset written by default: the highest MATLAB's own exporter writes (see the module
-#: docstring); importNetworkFromONNX reads it.
+#: docstring), so the one importNetworkFromONNX is most likely to read.
 DEFAULT_OPSET = 14
 #: the opsets the TorchScript-based ONNX exporter of torch 2.13 writes; below 9 some MATLAB
 #: functions have no ONNX form (hardlim, compet, dist, elliot2sig, fixunknowns; normprod
