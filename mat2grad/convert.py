@@ -527,6 +527,9 @@ class _Portable(nn.Module):
         super().__init__()
         self.model = model
         self.matlab_layout = matlab_layout
+        # a new module starts in training mode, and exporters restore the mode they found:
+        # the network must never be switched to training (some refuse it)
+        self.eval()
 
     def forward(self, *x: Tensor) -> Tensor | tuple[Tensor, ...]:
         if not self.matlab_layout:

@@ -469,3 +469,18 @@ def test_a_model_with_an_open_feature_size_is_refused(tmp_path):
 
     with pytest.raises(Mat2GradError, match=r"input 'x' has per-sample shape \(\?\), with a size"):
         mat2grad.convert(Open(), tmp_path / "n.pt2")
+
+
+class _EvaluatedOnly(ShallowNetwork):
+    """Refuses training mode, as mat2grad's ONNX networks do."""
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise Mat2GradError("evaluated, never trained")
+        return super().train(False)
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt", ".onnx"])
+def test_networks_that_refuse_training_mode_convert(tmp_path, suffix):
+    net = _EvaluatedOnly(parse_network(tiny_record(), path="net"))
+    mat2grad.convert(net, tmp_path / f"n{suffix}")
