@@ -29,6 +29,7 @@ examples:
   mat2grad predict workspace.mat --inputs workspace.mat --inputs-var Input_Training \\
       --samples rows --network net -o Y.mat
   mat2grad grad net.mat --inputs data.mat --targets data.mat -o G.mat
+  mat2grad convert net.mat -o net.onnx
 
 dynamic networks (narxnet, timedelaynet, layrecnet, ...): time series are MATLAB's
 numInputs x TS cells of R x Q matrices (a plain R x TS matrix is one series):
@@ -36,6 +37,28 @@ numInputs x TS cells of R x Q matrices (a plain R x TS matrix is one series):
   mat2grad predict narx.mat --inputs data.mat --inputs-var X --targets-var T --closed-loop -o Y.mat
   mat2grad predict narx.mat --inputs data.mat --known-inputs-var X1 --known-targets-var T1 \\
       --inputs-var X2 -o Y2.mat
+"""
+
+CONVERT_EPILOG = """\
+The file maps raw inputs to raw outputs exactly like MATLAB's sim(net, X): the processing
+functions (mapminmax, removeconstantrows, ...) are part of its graph, and it runs without
+mat2grad. Layout: batch-first, features last: one (Q, R) tensor per input, one (Q, S) tensor
+per output (a tuple or list for several), Q any batch size; the transpose of MATLAB's R x Q.
+With --matlab-layout an .onnx file takes MATLAB's R x Q and returns S x Q instead.
+Gradients through a .pt2 or .pt file are mat2grad's; through hardlim, hardlims and compet
+they are zero almost everywhere. Dynamic networks (delays, feedback) are not converted.
+
+load it with:
+  .pt2   torch.export.load("net.pt2").module()(x)
+  .pt    torch.jit.load("net.pt")(x)
+  .onnx  onnxruntime.InferenceSession("net.onnx").run(None, {"Input": x})
+  MATLAB importNetworkFromONNX("net.onnx", InputDataFormats="BC", OutputDataFormats="BC")
+         ("CB" for a --matlab-layout file); importNetworkFromPyTorch("net.pt2") (R2026a+),
+         importNetworkFromPyTorch("net.pt", PyTorchInputSizes=[1 R]) (R2022b+)
+
+examples:
+  mat2grad convert net.mat -o net.pt2
+  mat2grad convert workspace.mat --network net1.net -o net.onnx --opset 13 --dtype float32
 """
 
 
@@ -136,6 +159,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_args(p)
     p.set_defaults(handler=_cmd_grad)
+
+    from .convert import DEFAULT_OPSET, ONNX_OPSETS
+
+    p = sub.add_parser(
+        "convert",
+        parents=[common],
+        help="write a network as a portable .pt2, .pt or .onnx file",
+        description="Write the network as a file that plain PyTorch or any ONNX runtime runs "
+        "without mat2grad; the suffix of OUT picks the format: .pt2 (torch.export "
+        "ExportedProgram), .pt (traced TorchScript), .onnx.",
+        epilog=CONVERT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model_args(
+        p,
+        dtype_help="precision of the file's weights and arithmetic (default "
+        "float64, MATLAB's double)",
+    )
+    p.add_argument(
+        "--opset",
+        type=int,
+        choices=ONNX_OPSETS,
+        metavar="N",
+        help=f".onnx only: ONNX opset, {ONNX_OPSETS.start} to {ONNX_OPSETS.stop - 1} (default "
+        f"{DEFAULT_OPSET}, for MATLAB's importNetworkFromONNX)",
+    )
+    p.add_argument(
+        "--matlab-layout",
+        action="store_true",
+        help=".onnx only: inputs R x Q and outputs S x Q, one sample per column as in MATLAB "
+        "(default: batch-first (Q, R), features last)",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="OUT", required=True, help="the file to write (.pt2, .pt, .onnx)"
+    )
+    p.set_defaults(handler=_cmd_convert)
     return parser
 
 
@@ -144,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, dtype_help: str | None = None) -> None:
     p.add_argument("file", metavar="FILE", help="MAT-file holding the network (or .onnx)")
     p.add_argument(
         "--network",
@@ -156,7 +215,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=("float64", "float32"),
         default="float64",
-        help="computation precision (default float64, MATLAB's double); results are "
+        help=dtype_help
+        or "computation precision (default float64, MATLAB's double); results are "
         "written as double",
     )
 
@@ -300,6 +360,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     outputs = predict_arrays(model, inputs)
     y = [matfile.samples_to_matlab(o, args.samples) for o in outputs]
     matfile.write_mat(args.output, {"Y": y[0] if len(y) == 1 else _column_cell(y)})
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    out = convert(
+        args.file,
+        args.output,
+        network=args.network,
+        dtype=args.dtype,
+        opset=args.opset,
+        matlab_layout=args.matlab_layout,
+    )
+    print(out)
     return 0
 
 

@@ -181,7 +181,10 @@ class ShallowNetwork(nn.Module):
                 source = p[w.source - 1] if w.kind == "IW" else a[w.source]
                 zs.append(WEIGHT[w.fcn](weights, source))
             if str(i) in self.b:
-                zs.append(self.b[str(i)].expand(*batch_shape, layer.size))
+                # broadcast over the samples (one Add in an exported graph); a layer fed by
+                # its bias alone takes the batch shape from the expansion
+                bias = self.b[str(i)]
+                zs.append(bias if zs else bias.expand(*batch_shape, layer.size))
             if not zs:
                 raise Mat2GradError(f"{spec.where}, layer {i}: the layer has no inputs and no bias")
             a[i] = TRANSFER[layer.transfer].apply(NET_INPUT[layer.net_input](zs))
