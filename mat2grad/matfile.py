@@ -181,7 +181,7 @@ def read_mat(path: str | os.PathLike[str]) -> dict[str, Any]:
     version = _mat_version(path)
     if version == "7.3":
         return _read_with_matio(path, version)
-    variables = _read_with_scipy(path)
+    variables = _read_with_scipy(path, version)
     # classdef (MCOS) objects: scipy returns an opaque placeholder, often under the name
     # 'None' because the real name lives in the MCOS subsystem. mat-io decodes them.
     if any(_is_scipy_opaque(v) for v in variables.values()):
@@ -210,7 +210,7 @@ def _mat_version(path: Path) -> str:
     return {0: "4", 1: "5", 2: "7.3"}.get(major, "5")
 
 
-def _read_with_scipy(path: Path) -> dict[str, Any]:
+def _read_with_scipy(path: Path, version: str = "5") -> dict[str, Any]:
     import scipy.io
 
     try:
@@ -225,6 +225,11 @@ def _read_with_scipy(path: Path) -> dict[str, Any]:
                 verify_compressed_data_integrity=True,
             )
     except Exception as exc:
+        if version == "4":  # no v5/v7.3 header: scipy guesses v4 for almost any bytes
+            raise Mat2GradError(
+                f"{path}: not a MATLAB MAT-file (no MAT-file header, and not a valid v4 file: "
+                f"{exc}); save it in MATLAB with save('{path.name}', 'net', '-v7')"
+            ) from None
         raise Mat2GradError(
             f"{path}: the MAT-file cannot be read ({type(exc).__name__}: {exc}); it may be "
             "truncated or corrupt: save it again from MATLAB"
