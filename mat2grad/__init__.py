@@ -8,6 +8,9 @@ The public API::
     J = mat2grad.jacobian(net, x)                  # x (Q, R) -> J (Q, S, R), J[q] = dy[q]/dx[q]
     H = mat2grad.hessian(net, x, output=0)         # (Q, R, R), second derivatives of y[:, 0]
     mat2grad.check(net, x).passed                  # autograd vs central finite differences
+    mat2grad.performance(net, x, t)                # MATLAB's perform(net, t, sim(net, x))
+    g = mat2grad.weight_gradient(net, x, t)        # d perf / d weights: g.db, g.dIW, g.dLW, g.dwb
+    mat2grad.convert("net.mat", "net.onnx")        # a portable .pt2 / .pt / .onnx file
 """
 
 from .autodiff import (
@@ -20,13 +23,19 @@ from .autodiff import (
     jvp,
     vjp,
 )
+from .convert import convert
 from .errors import Mat2GradError
 from .loading import FoundNetwork, find_networks, load
+from .performance import error_jacobian, getwb, performance, weight_gradient
 from .predict import predict
+
+# NOTE: `mat2grad.performance` is the function; the module of the same name is reached with
+# `from mat2grad.performance import ...` (Python finds it in sys.modules).
 
 __all__ = [
     "Mat2GradError",
     "FoundNetwork",
+    "convert",
     "find_networks",
     "load",
     "predict",
@@ -38,5 +47,9 @@ __all__ = [
     "check",
     "CheckResult",
     "ZeroDerivativeWarning",
+    "performance",
+    "weight_gradient",
+    "error_jacobian",
+    "getwb",
 ]
 __version__ = "0.1.0"

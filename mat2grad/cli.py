@@ -33,6 +33,37 @@ examples:
   mat2grad jacobian net.mat --inputs data.mat -o J.mat
   mat2grad hessian net.mat --inputs data.mat --output-index 1 -o H.mat
   mat2grad check net.mat
+  mat2grad grad net.mat --inputs data.mat --targets data.mat -o G.mat
+  mat2grad convert net.mat -o net.onnx
+
+dynamic networks (narxnet, timedelaynet, layrecnet, ...): time series are MATLAB's
+numInputs x TS cells of R x Q matrices (a plain R x TS matrix is one series):
+  mat2grad predict narx.mat --inputs data.mat --inputs-var X --targets-var T -o Y.mat
+  mat2grad predict narx.mat --inputs data.mat --inputs-var X --targets-var T --closed-loop -o Y.mat
+  mat2grad predict narx.mat --inputs data.mat --known-inputs-var X1 --known-targets-var T1 \\
+      --inputs-var X2 -o Y2.mat
+"""
+
+CONVERT_EPILOG = """\
+The file maps raw inputs to raw outputs exactly like MATLAB's sim(net, X): the processing
+functions (mapminmax, removeconstantrows, ...) are part of its graph, and it runs without
+mat2grad. Layout: batch-first, features last: one (Q, R) tensor per input, one (Q, S) tensor
+per output (a tuple or list for several), Q any batch size; the transpose of MATLAB's R x Q.
+With --matlab-layout an .onnx file takes MATLAB's R x Q and returns S x Q instead.
+Gradients through a .pt2 or .pt file are mat2grad's; through hardlim, hardlims and compet
+they are zero almost everywhere. Dynamic networks (delays, feedback) are not converted.
+
+load it with:
+  .pt2   torch.export.load("net.pt2").module()(x)
+  .pt    torch.jit.load("net.pt")(x)
+  .onnx  onnxruntime.InferenceSession("net.onnx").run(None, {"Input": x})
+  MATLAB importNetworkFromONNX("net.onnx", InputDataFormats="BC", OutputDataFormats="BC")
+         ("CB" for a --matlab-layout file); importNetworkFromPyTorch("net.pt2") (R2026a+),
+         importNetworkFromPyTorch("net.pt", PyTorchInputSizes=[1 R]) (R2022b+)
+
+examples:
+  mat2grad convert net.mat -o net.pt2
+  mat2grad convert workspace.mat --network net1.net -o net.onnx --opset 13 --dtype float32
 """
 
 
@@ -69,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_data_args(p)
     _add_output_args(p)
+    _add_dynamic_args(p)
     p.set_defaults(handler=_cmd_predict)
 
     p = sub.add_parser(
@@ -78,21 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compute the Jacobian of the raw outputs with respect to the raw inputs "
         "(through all input and output processing) for every sample, and write J and Y. "
         "J is S x R x Q with J(:,:,q) = dY(:,q)/dX(:,q) (Q x S x R with --samples rows); "
-        "for several inputs or outputs J is a numOutputs x numInputs cell of such blocks.",
+        "for several inputs or outputs J is a numOutputs x numInputs cell of such blocks. "
+        "Dynamic networks: gradients through time (--form).",
     )
     _add_model_args(p)
     _add_data_args(p)
     _add_gradient_args(p)
     _add_output_args(p)
+    _add_dynamic_args(p)
+    _add_form_args(p)
     p.set_defaults(handler=_cmd_jacobian)
 
     p = sub.add_parser(
         "hessian",
         parents=[common],
         help="per-sample Hessians d2Y(k)/dX2 of one output row",
-        description="Compute the Hessian of output row K with respect to the inputs for "
-        "every sample, and write H (R x R x Q, Q x R x R with --samples rows) and Y. "
-        "Networks with one input and one output.",
+        description="Compute the Hessian of output row K (--output-index, default 1) with "
+        "respect to the inputs for every sample, and write H (R x R x Q with H(:,:,q) the "
+        "Hessian at sample q; Q x R x R with --samples rows) and Y. Networks with one input "
+        "and one output.",
     )
     _add_model_args(p)
     _add_data_args(p)
@@ -100,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-index",
         metavar="K",
         type=int,
-        help="which row of Y (1-based); needed when the network has several output rows",
+        help="which row of Y to differentiate (1-based, default 1)",
     )
     _add_gradient_args(p, mode=False)
     _add_output_args(p)
@@ -130,6 +166,104 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for random points (default 0)")
     _add_gradient_args(p, output_format=False)
     p.set_defaults(handler=_cmd_check)
+
+    p = sub.add_parser(
+        "grad",
+        parents=[common],
+        help="gradient of the performance (mse, crossentropy, ...) w.r.t. weights and biases",
+        description="Backpropagation: the network's performance on the inputs and targets "
+        "(as MATLAB's perform computes it) and its gradient with respect to every weight and "
+        "bias. Writes perf; db, dIW, dLW (cells shaped like net.b, net.IW, net.LW, [] where "
+        "nothing is connected); dwb (a column in getwb(net) order).",
+    )
+    _add_model_args(p)
+    _add_data_args(p)
+    p.add_argument(
+        "--targets",
+        metavar="DATA.mat",
+        help="MAT-file with the targets (default: the --inputs file)",
+    )
+    p.add_argument(
+        "--targets-var",
+        metavar="NAME",
+        help="variable (or MATLAB-style path) holding the targets, S x Q (Q x S with "
+        "--samples rows); default T or t; a cell with one matrix per output",
+    )
+    p.add_argument(
+        "--ew-var",
+        metavar="NAME",
+        help="variable of the targets file holding error weights EW (1 x Q per sample, "
+        "S x 1 per row, or S x Q; transposed with --samples rows)",
+    )
+    p.add_argument(
+        "--performance",
+        metavar="NAME",
+        help="performance function: mse, sse, mae, sae or crossentropy (default: the "
+        "network's performFcn)",
+    )
+    p.add_argument(
+        "--normalization",
+        choices=("none", "standard", "percent"),
+        help="error normalization (default: the network's performParam.normalization)",
+    )
+    p.add_argument(
+        "--regularization",
+        type=float,
+        metavar="R",
+        help="weight regularization in [0, 1] (default: performParam.regularization)",
+    )
+    p.add_argument(
+        "--convention",
+        choices=("math", "matlab"),
+        default="math",
+        help="math: +d perf/d w (default); matlab: what defaultderiv('dperf_dwb',...) "
+        "returns, the negative gradient",
+    )
+    p.add_argument(
+        "--wb-order",
+        choices=("bias-first", "bias-last"),
+        default="bias-first",
+        help="order of dwb: bias-first is getwb(net) in MATLAB R2012b and later (default); "
+        "bias-last is R2010b-R2012a",
+    )
+    _add_output_args(p)
+    p.set_defaults(handler=_cmd_grad)
+
+    from .convert import DEFAULT_OPSET, ONNX_OPSETS
+
+    p = sub.add_parser(
+        "convert",
+        parents=[common],
+        help="write a network as a portable .pt2, .pt or .onnx file",
+        description="Write the network as a file that plain PyTorch or any ONNX runtime runs "
+        "without mat2grad; the suffix of OUT picks the format: .pt2 (torch.export "
+        "ExportedProgram), .pt (traced TorchScript), .onnx.",
+        epilog=CONVERT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model_args(
+        p,
+        dtype_help="precision of the file's weights and arithmetic (default "
+        "float64, MATLAB's double)",
+    )
+    p.add_argument(
+        "--opset",
+        type=int,
+        choices=ONNX_OPSETS,
+        metavar="N",
+        help=f".onnx only: ONNX opset, {ONNX_OPSETS.start} to {ONNX_OPSETS.stop - 1} (default "
+        f"{DEFAULT_OPSET}, for MATLAB's importNetworkFromONNX)",
+    )
+    p.add_argument(
+        "--matlab-layout",
+        action="store_true",
+        help=".onnx only: inputs R x Q and outputs S x Q, one sample per column as in MATLAB "
+        "(default: batch-first (Q, R), features last)",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="OUT", required=True, help="the file to write (.pt2, .pt, .onnx)"
+    )
+    p.set_defaults(handler=_cmd_convert)
     return parser
 
 
@@ -138,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, dtype_help: str | None = None) -> None:
     p.add_argument("file", metavar="FILE", help="MAT-file holding the network (or .onnx)")
     p.add_argument(
         "--network",
@@ -150,7 +284,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=("float64", "float32"),
         default="float64",
-        help="computation precision (default float64, MATLAB's double); results are "
+        help=dtype_help
+        or "computation precision (default float64, MATLAB's double); results are "
         "written as double",
     )
 
@@ -215,6 +350,91 @@ def _add_gradient_args(
     )
 
 
+def _add_dynamic_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "dynamic networks (time series)",
+        "For networks with delays or feedback the inputs are a numInputs x TS cell of R x Q "
+        "matrices (Q series side by side), or one R x TS matrix for one series; results "
+        "come back in the same form, with the final delay states Xf and Af.",
+    )
+    g.add_argument(
+        "--xi-var", metavar="NAME", help="initial input delay states Xi (numInputs x ID cell)"
+    )
+    g.add_argument(
+        "--ai-var", metavar="NAME", help="initial layer delay states Ai (numLayers x LD cell)"
+    )
+    g.add_argument(
+        "--targets-var",
+        metavar="NAME",
+        help="target series T (the feedback targets of a NARX network); implies --prepare, "
+        "like preparets(net, X, {}, T)",
+    )
+    g.add_argument(
+        "--prepare",
+        action="store_true",
+        help="shift the series to fill the delay states, like MATLAB's preparets",
+    )
+    g.add_argument(
+        "--closed-loop",
+        action="store_true",
+        help="close the feedback loop first, like MATLAB's closeloop (multistep prediction)",
+    )
+    g.add_argument(
+        "--known-inputs-var",
+        metavar="NAME",
+        help="inputs X1 of a known sequence: simulate it in open loop, close the loop on its "
+        "final states, then predict over --inputs-var (MATLAB's multistep prediction)",
+    )
+    g.add_argument(
+        "--known-targets-var", metavar="NAME", help="feedback targets T1 of the known sequence"
+    )
+    g.add_argument(
+        "--steps",
+        metavar="N",
+        type=int,
+        help="time steps to simulate when the network has no inputs (closed-loop narnet)",
+    )
+
+
+def _add_form_args(p: argparse.ArgumentParser) -> None:
+    """The gradient form for dynamic networks (mat2grad jacobian)."""
+    g = p.add_argument_group("gradients through time (dynamic networks)")
+    g.add_argument(
+        "--form",
+        choices=("full", "step", "sum"),
+        help="full (default): J(:,:,t,u,q) = dY{t}/dX{u}, S x R x TS x TS x Q (zero for u > t); "
+        "step: J(:,:,t,d+1,q) = dY{t}/dX{t-d} for lags d = 0..--max-lag; sum: dX, the "
+        "gradient of the sum of all outputs (or of --weights-var .* Y) over the whole "
+        "sequence, in the inputs' layout (one reverse pass through time)",
+    )
+    g.add_argument(
+        "--max-lag",
+        metavar="L",
+        type=int,
+        help="largest lag of --form step (default: numInputDelays)",
+    )
+    g.add_argument(
+        "--weights-var",
+        metavar="NAME",
+        help="--form sum: output weights W (like Y) so the scalar is sum(W .* Y)",
+    )
+
+
+_DYNAMIC_OPTIONS = (
+    "form",
+    "max_lag",
+    "weights_var",
+    "xi_var",
+    "ai_var",
+    "targets_var",
+    "prepare",
+    "closed_loop",
+    "known_inputs_var",
+    "known_targets_var",
+    "steps",
+)
+
+
 # --------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------
@@ -235,7 +455,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from . import matfile
     from .predict import predict_arrays
 
-    model, inputs = _model_and_inputs(args)
+    model = _load_model(args)
+    if getattr(model, "is_dynamic", False):
+        return _predict_dynamic(args, model)
+    _refuse_dynamic_options(args)
+    inputs = _inputs_of(args, model)
     outputs = predict_arrays(model, inputs)
     y = [matfile.samples_to_matlab(o, args.samples) for o in outputs]
     matfile.write_mat(args.output, {"Y": y[0] if len(y) == 1 else _column_cell(y)})
@@ -247,7 +471,11 @@ def _cmd_jacobian(args: argparse.Namespace) -> int:
     from .autodiff import jacobian_chunks
 
     _set_threads(args)
-    model, inputs = _model_and_inputs(args)
+    model = _load_model(args)
+    if getattr(model, "is_dynamic", False):
+        return _jacobian_dynamic(args, model)
+    _refuse_dynamic_options(args)
+    inputs = _inputs_of(args, model)
     chunks = jacobian_chunks(model, *inputs, mode=args.mode, chunk_size=args.chunk_size)
     outs, ins = chunks.output_shapes, chunks.input_shapes
     single = len(outs) == 1 and len(ins) == 1
@@ -274,7 +502,6 @@ def _cmd_hessian(args: argparse.Namespace) -> int:
 
     from . import matfile
     from .autodiff import hessian
-    from .errors import Mat2GradError
 
     _set_threads(args)
     model, inputs = _model_and_inputs(args)
@@ -286,14 +513,7 @@ def _cmd_hessian(args: argparse.Namespace) -> int:
             "mat2grad.hessian(net, *x, output=(i, k), wrt=j)"
         )
     rows = int(np.prod(shapes[0]))
-    k = args.output_index
-    if k is None:
-        if rows != 1:
-            raise Mat2GradError(
-                f"{args.file}: the network has {rows} output rows; choose one with "
-                "--output-index K (1-based)"
-            )
-        k = 1
+    k = 1 if args.output_index is None else args.output_index
     if not 1 <= k <= rows:
         raise Mat2GradError(f"--output-index {k} is out of range: the output has {rows} rows")
     H, Y = hessian(model, *inputs, output=k - 1, chunk_size=args.chunk_size, return_outputs=True)
@@ -319,12 +539,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         model, inputs = _model_and_inputs(args)
         source = f"{len(inputs[0])} samples from {args.inputs}"
     else:
-        import torch
-
-        from .loading import load
-
-        dtype = torch.float64 if args.dtype == "float64" else torch.float32
-        model = load(args.file, args.network, dtype=dtype)
+        model = _load_model(args)
         inputs, source = check_points(model, max_samples=args.max_samples, seed=args.seed)
     q = len(inputs[0])
     if q > args.max_samples:
@@ -349,28 +564,194 @@ def _set_threads(args: argparse.Namespace) -> None:
         import torch
 
         if args.threads < 1:
-            from .errors import Mat2GradError
-
             raise Mat2GradError(f"--threads must be >= 1, found {args.threads}")
         torch.set_num_threads(args.threads)
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    out = convert(
+        args.file,
+        args.output,
+        network=args.network,
+        dtype=args.dtype,
+        opset=args.opset,
+        matlab_layout=args.matlab_layout,
+    )
+    print(out)
+    return 0
+
+
+def _cmd_grad(args: argparse.Namespace) -> int:
+    from . import matfile
+    from .performance import weight_gradient
+
+    model, inputs = _model_and_inputs(args)
+    targets, ew = _targets(args, model)
+    g = weight_gradient(
+        model,
+        inputs,
+        targets,
+        performance=args.performance,
+        ew=ew,
+        normalization=args.normalization,
+        regularization=args.regularization,
+        convention=args.convention,
+        wb_order=args.wb_order,
+    )
+    layers, n_in = g.num_layers, g.num_inputs
+    matfile.write_mat(
+        args.output,
+        {
+            "perf": g.perf,
+            "db": matfile.weight_cells((layers, 1), {(i, 1): v for i, v in g.db.items()}),
+            "dIW": matfile.weight_cells((layers, n_in), g.dIW),
+            "dLW": matfile.weight_cells((layers, layers), g.dLW),
+            "dwb": matfile.column(g.dwb),
+        },
+    )
+    return 0
+
+
+def _targets(args: argparse.Namespace, model: Any) -> tuple[list[Any], list[Any] | None]:
+    """The targets (and error weights) of --targets in batch-first layout."""
+    from . import matfile
+
+    source = args.targets or args.inputs
+    variables = matfile.read_mat(source)
+    same_file = source == args.inputs
+    exclude = (args.inputs_var,) if same_file and args.inputs_var else ()
+    name, value = matfile.select_variable(
+        variables,
+        args.targets_var,
+        source=source,
+        role="targets",
+        option="--targets-var",
+        defaults=("T", "t"),
+        exclude=exclude,
+    )
+    spec = getattr(model, "spec", None)  # MATLAB networks; others fail in weight_gradient
+    sizes = tuple(int(s[0]) for s in model.output_shapes)
+    targets = matfile.samples_from_matlab(
+        value,
+        sizes,
+        samples=args.samples,
+        what=f"{source}: '{name}'",
+        size_names=[f"outputs{{{o.layer}}}.size" for o in spec.outputs] if spec else None,
+    )
+    ew = None
+    if args.ew_var:
+        ew_value = matfile.resolve(variables, args.ew_var, source=source)
+        ew = matfile.error_weights_from_matlab(
+            ew_value, len(sizes), samples=args.samples, what=f"{source}: '{args.ew_var}'"
+        )
+    return targets, ew
+
+
+def _jacobian_dynamic(args: argparse.Namespace, model: Any) -> int:
+    """jacobian for networks with delays or feedback: gradients through time of the run
+    predict would make (--targets-var/--prepare, --closed-loop, known sequence), written in
+    MATLAB's layout with the outputs Y."""
+    from . import matfile
+    from .dynamic import gradient_series, gradient_to_matlab, series_from_file
+
+    data = series_from_file(model, args)
+    form = args.form or "full"
+    weights = None
+    if getattr(args, "weights_var", None):
+        if form != "sum":
+            raise Mat2GradError("--weights-var applies to --form sum")
+        value = matfile.resolve(matfile.read_mat(args.inputs), args.weights_var, source=args.inputs)
+        weights, _, _ = matfile.sequences_from_matlab(
+            value, tuple(model.output_sizes), samples=args.samples, what=args.weights_var
+        )
+    run, result = gradient_series(
+        model,
+        data.inputs,
+        form=form,
+        mode=getattr(args, "mode", "auto") or "auto",
+        max_lag=getattr(args, "max_lag", None),
+        chunk_size=getattr(args, "chunk_size", None),
+        weights=weights,
+        **data.how(prepare=args.prepare, closed_loop=args.closed_loop, steps=args.steps),
+    )
+    sim = run.simulate()
+    outs = [o.detach().double().numpy() for o in sim.outputs]
+    name = "dX" if form == "sum" else "J"
+    matfile.write_mat(
+        args.output,
+        {
+            name: gradient_to_matlab(result, form, matrix=data.matrix, samples=args.samples),
+            "Y": matfile.sequences_to_matlab(outs, matrix=data.matrix, samples=args.samples),
+        },
+    )
+    return 0
+
+
 def _model_and_inputs(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     """Load the network of FILE and the inputs of --inputs in batch-first layout."""
+    model = _load_model(args)
+    return model, _inputs_of(args, model)
+
+
+def _load_model(args: argparse.Namespace) -> Any:
     import torch
 
-    from . import matfile
     from .loading import load
 
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    model = load(args.file, args.network, dtype=dtype)
+    return load(args.file, args.network, dtype=dtype)
+
+
+def _inputs_of(args: argparse.Namespace, model: Any) -> list[Any]:
+    from . import matfile
+
+    if getattr(model, "is_dynamic", False):
+        raise Mat2GradError(
+            f"{args.file}: network '{model.spec.path}' is dynamic (delays or feedback); "
+            f"'mat2grad {args.command}' supports static networks only (dynamic networks: "
+            "mat2grad predict, and the gradients through time of mat2grad.dynamic)"
+        )
     variables = matfile.read_mat(args.inputs)
     name, value = matfile.select_variable(variables, args.inputs_var, source=args.inputs)
     sizes = tuple(int(s[0]) for s in model.input_shapes)
-    inputs = matfile.samples_from_matlab(
+    return matfile.samples_from_matlab(
         value, sizes, samples=args.samples, what=f"{args.inputs}: '{name}'"
     )
-    return model, inputs
+
+
+def _refuse_dynamic_options(args: argparse.Namespace) -> None:
+    given = [o for o in _DYNAMIC_OPTIONS if getattr(args, o, None) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + o.replace("_", "-") for o in given)
+        raise Mat2GradError(
+            f"{args.file}: {flags} apply to dynamic networks (delays or feedback); this "
+            "network is static"
+        )
+
+
+def _predict_dynamic(args: argparse.Namespace, model: Any) -> int:
+    """predict for networks with delays or feedback: MATLAB's time-series cells in and out."""
+    from . import matfile
+    from .dynamic import predict_series, series_from_file
+
+    data = series_from_file(model, args)
+    _, sim = predict_series(
+        model,
+        data.inputs,
+        **data.how(prepare=args.prepare, closed_loop=args.closed_loop, steps=args.steps),
+    )
+    outs = [o.detach().double().numpy() for o in sim.outputs]
+    matfile.write_mat(
+        args.output,
+        {
+            "Y": matfile.sequences_to_matlab(outs, matrix=data.matrix, samples=args.samples),
+            "Xf": matfile.sequences_to_matlab([s.detach().double().numpy() for s in sim.xf]),
+            "Af": matfile.sequences_to_matlab([s.detach().double().numpy() for s in sim.af]),
+        },
+    )
+    return 0
 
 
 def _column_cell(items: Sequence[Any]) -> Any:

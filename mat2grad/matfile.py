@@ -39,7 +39,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,7 +191,7 @@ def read_mat(path: str | os.PathLike[str]) -> dict[str, Any]:
     version = _mat_version(path)
     if version == "7.3":
         return _read_with_matio(path, version)
-    variables = _read_with_scipy(path)
+    variables = _read_with_scipy(path, version)
     # classdef (MCOS) objects: scipy returns an opaque placeholder, often under the name
     # 'None' because the real name lives in the MCOS subsystem. mat-io decodes them.
     if any(_is_scipy_opaque(v) for v in variables.values()):
@@ -220,7 +220,7 @@ def _mat_version(path: Path) -> str:
     return {0: "4", 1: "5", 2: "7.3"}.get(major, "5")
 
 
-def _read_with_scipy(path: Path) -> dict[str, Any]:
+def _read_with_scipy(path: Path, version: str = "5") -> dict[str, Any]:
     import scipy.io
 
     try:
@@ -235,6 +235,11 @@ def _read_with_scipy(path: Path) -> dict[str, Any]:
                 verify_compressed_data_integrity=True,
             )
     except Exception as exc:
+        if version == "4":  # no v5/v7.3 header: scipy guesses v4 for almost any bytes
+            raise Mat2GradError(
+                f"{path}: not a MATLAB MAT-file (no MAT-file header, and not a valid v4 file: "
+                f"{exc}); save it in MATLAB with save('{path.name}', 'net', '-v7')"
+            ) from None
         raise Mat2GradError(
             f"{path}: the MAT-file cannot be read ({type(exc).__name__}: {exc}); it may be "
             "truncated or corrupt: save it again from MATLAB"
@@ -1272,11 +1277,14 @@ def samples_from_matlab(
     *,
     samples: str = "columns",
     what: str = "inputs",
+    size_names: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
     """MATLAB data -> one float64 ``(Q, R_j)`` array per network input.
 
     ``value`` is an ``R x Q`` matrix (``samples='columns'``, MATLAB's convention) or ``Q x R``
-    (``samples='rows'``); for several inputs, a cell with one such matrix per input.
+    (``samples='rows'``); for several inputs, a cell with one such matrix per input. The
+    same serves targets (one ``S_k x Q`` matrix per output): ``size_names`` then names the
+    sizes in messages (default ``inputs{j}.size``).
     """
     if samples not in SAMPLES:
         raise Mat2GradError(f"samples must be 'columns' or 'rows', not '{samples}'")
@@ -1307,9 +1315,9 @@ def samples_from_matlab(
             if alt == size:
                 flip = "rows" if samples == "columns" else "columns"
                 hint = f"; if samples are stored in {flip}, pass --samples {flip}"
+            size_name = size_names[j] if size_names else f"inputs{{{j + 1}}}.size"
             raise Mat2GradError(
-                f"{label} has {feat} {other} but the network takes {size} "
-                f"(inputs{{{j + 1}}}.size){hint}"
+                f"{label} has {feat} {other} but the network takes {size} ({size_name}){hint}"
             )
         batch = arr.T if samples == "columns" else arr
         if batch.shape[0] == 0:
@@ -1328,3 +1336,212 @@ def samples_to_matlab(batch: np.ndarray, samples: str = "columns") -> np.ndarray
     """A batch-first ``(Q, S)`` array -> MATLAB ``S x Q`` (or ``Q x S`` for 'rows')."""
     batch = np.asarray(batch, dtype=np.float64)
     return np.ascontiguousarray(batch.T) if samples == "columns" else np.ascontiguousarray(batch)
+
+
+# --------------------------------------------------------------------------------------
+# Time-series layout: MATLAB's numSignals x TS cell of R x Q matrices <-> the library's
+# batch-first sequences (Q, TS, R)
+# --------------------------------------------------------------------------------------
+# NOTE: [MATLAB time-series data] (sim help text; train doc
+# https://www.mathworks.com/help/deeplearning/ref/train.html): inputs are an Ni x TS cell
+# whose element {i, ts} is R_i x Q (Q series simulated side by side); delay states are
+# Ni x ID (Xi) and Nl x LD (Ai) cells ordered oldest first. A plain R x TS matrix is taken
+# as one series (a convenience: MATLAB itself would read a matrix as one time step of TS
+# samples), and results then come back as plain S x TS matrices. With samples='rows' the
+# matrices are transposed: Q x R cell elements, TS x R plain matrices.
+
+
+def sequences_from_matlab(
+    value: Any,
+    sizes: tuple[int, ...],
+    *,
+    samples: str = "columns",
+    what: str = "inputs",
+) -> tuple[list[np.ndarray], int, bool]:
+    """MATLAB time-series data -> one float64 ``(Q, TS, R_j)`` array per signal.
+
+    Returns ``(arrays, TS, matrix_form)``; ``matrix_form`` is True for a plain matrix (one
+    series), so results can be written back the same way. A ``0 x TS`` cell (no signals:
+    a closed-loop ``narnet``) gives no arrays and its TS.
+    """
+    if samples not in SAMPLES:
+        raise Mat2GradError(f"samples must be 'columns' or 'rows', not '{samples}'")
+    n = len(sizes)
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        if value.ndim != 2:
+            raise Mat2GradError(f"{what}: expected a 2-D cell, found {describe(value)}")
+        if value.shape[0] != n:
+            hint = ""
+            if n == 1 and value.shape[1] == 1 and value.shape[0] > 1:
+                hint = " (a TS x 1 cell: transpose it, as con2seq returns 1 x TS)"
+            raise Mat2GradError(
+                f"{what}: the network takes {n} signal(s), so the time series must be a "
+                f"{n} x TS cell of matrices (one row per signal); found {describe(value)}{hint}"
+            )
+        ts = value.shape[1]
+        layout = "R x Q: one column per series" if samples == "columns" else "Q x R"
+        out, q_seen = [], None
+        for j, size in enumerate(sizes):
+            steps = []
+            for t in range(ts):
+                label = f"{what}{{{j + 1},{t + 1}}}"
+                part = value[j, t]
+                if not (isinstance(part, np.ndarray) and part.dtype.kind in "biuf"):
+                    raise Mat2GradError(
+                        f"{label}: expected a numeric matrix, found {describe(part)}"
+                    )
+                arr = as_float(part, label)
+                if arr.ndim != 2:
+                    raise Mat2GradError(f"{label}: expected a 2-D matrix, found {describe(part)}")
+                batch = arr.T if samples == "columns" else arr
+                if batch.shape[1] != size:
+                    raise Mat2GradError(
+                        f"{label} is {arr.shape[0]}x{arr.shape[1]} but signal {j + 1} has "
+                        f"{size} features ({layout})"
+                    )
+                if q_seen is not None and batch.shape[0] != q_seen:
+                    raise Mat2GradError(
+                        f"{what}: every cell element needs the same number of series (columns); "
+                        f"found {q_seen} and {batch.shape[0]}"
+                    )
+                q_seen = batch.shape[0]
+                steps.append(batch)
+            out.append(np.ascontiguousarray(np.stack(steps, axis=1)) if steps else None)
+        if ts == 0 and n:
+            raise Mat2GradError(f"{what}: the time series has no time steps")
+        return out, ts, False
+    if n != 1:
+        raise Mat2GradError(
+            f"{what}: the network takes {n} signal(s), so the time series must be a {n} x TS "
+            f"cell of matrices (one row per signal); found {describe(value)}"
+        )
+    if isinstance(value, str) or not (isinstance(value, np.ndarray) and value.dtype.kind in "biuf"):
+        raise Mat2GradError(f"{what}: expected a cell or a numeric matrix, found {describe(value)}")
+    arr = as_float(value, what)
+    if arr.ndim != 2:
+        raise Mat2GradError(f"{what}: expected a 2-D matrix, found {describe(value)}")
+    seq = arr.T if samples == "columns" else arr  # (TS, R)
+    if seq.shape[1] != sizes[0]:
+        flip = "rows" if samples == "columns" else "columns"
+        hint = (
+            f"; if time runs down the rows, pass --samples {flip}"
+            if seq.shape[0] == sizes[0]
+            else ""
+        )
+        raise Mat2GradError(
+            f"{what} is {arr.shape[0]}x{arr.shape[1]}: as one series it has {seq.shape[1]} "
+            f"features per time step but the network takes {sizes[0]}{hint}"
+        )
+    return [np.ascontiguousarray(seq[None])], seq.shape[0], True
+
+
+def states_from_matlab(
+    value: Any,
+    sizes: tuple[int, ...],
+    depth: int,
+    *,
+    samples: str = "columns",
+    what: str = "Xi",
+) -> list[np.ndarray] | None:
+    """MATLAB delay states (``Xi``: numInputs x ID cell, ``Ai``: numLayers x LD cell, of
+    R x Q matrices, oldest first) -> one float64 ``(Q, depth, R_i)`` array per signal.
+
+    ``None`` or an empty value means zero states (returns None). A plain ``R x depth``
+    matrix is accepted for a single signal and one series.
+    """
+    if value is None or (isinstance(value, np.ndarray) and value.size == 0 and depth > 0):
+        return None
+    if depth == 0:
+        return [np.zeros((1, 0, n)) for n in sizes]
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        if value.shape != (len(sizes), depth):
+            raise Mat2GradError(
+                f"{what}: expected a {len(sizes)}x{depth} cell (one row per signal, one column "
+                f"per delay, oldest first), found {describe(value)}"
+            )
+        arrays, _, _ = sequences_from_matlab(value, sizes, samples=samples, what=what)
+        return arrays
+    arrays, ts, _ = sequences_from_matlab(value, sizes, samples=samples, what=what)
+    if ts != depth:
+        raise Mat2GradError(f"{what}: expected {depth} delay column(s), found {ts}")
+    return arrays
+
+
+def sequences_to_matlab(
+    seqs: list[np.ndarray], *, matrix: bool = False, samples: str = "columns"
+) -> np.ndarray:
+    """Batch-first ``(Q, TS, S_k)`` arrays -> MATLAB's numSignals x TS cell of S x Q
+    matrices (Q x S with samples='rows'); a plain S x TS matrix (TS x S) when
+    ``matrix`` is set and there is one signal and one series."""
+    seqs = [np.asarray(s, dtype=np.float64) for s in seqs]
+    if matrix and len(seqs) == 1 and seqs[0].shape[0] == 1:
+        one = seqs[0][0]  # (TS, S)
+        return np.ascontiguousarray(one.T if samples == "columns" else one)
+    ts = seqs[0].shape[1] if seqs else 0
+    cell = np.empty((len(seqs), ts), dtype=object)
+    for k, s in enumerate(seqs):
+        for t in range(ts):
+            step = s[:, t, :]  # (Q, S)
+            cell[k, t] = np.ascontiguousarray(step.T if samples == "columns" else step)
+    return cell
+
+
+def sequence_jacobian_to_matlab(block: np.ndarray) -> np.ndarray:
+    """A ``(Q, TS, S, T2, R)`` Jacobian block -> MATLAB ``S x R x TS x T2 x Q`` so that
+    ``J(:, :, t, u, q)`` is ``dY{t}(:, q) / dX{u}(:, q)`` (``T2`` = TS for the full form,
+    lags+1 for the step form). MATLAB drops the trailing singleton when Q = 1."""
+    return np.ascontiguousarray(np.transpose(np.asarray(block, dtype=np.float64), (2, 4, 1, 3, 0)))
+
+
+def error_weights_from_matlab(
+    value: Any, num_outputs: int, *, samples: str = "columns", what: str = "error weights"
+) -> list[np.ndarray]:
+    """MATLAB error weights ``EW`` -> one batch-first array per output, broadcastable to
+    ``(Q, S_k)``.
+
+    MATLAB's ``EW`` is a scalar, ``1 x Q`` (per sample), ``S x 1`` (per row) or ``S x Q``
+    (``perform.html``); with ``samples='rows'`` the same transposed. A cell holds one such
+    array per output (or a single array applies to every output).
+    """
+    if samples not in SAMPLES:
+        raise Mat2GradError(f"samples must be 'columns' or 'rows', not '{samples}'")
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        parts = list(value.reshape(-1, order="F"))
+    else:
+        parts = [value] * num_outputs
+    if len(parts) != num_outputs:
+        raise Mat2GradError(
+            f"{what}: the network has {num_outputs} outputs; give a cell with one array per "
+            f"output, found {describe(value)}"
+        )
+    out = []
+    for k, part in enumerate(parts):
+        label = what if num_outputs == 1 else f"{what}{{{k + 1}}}"
+        if isinstance(part, str) or not isinstance(part, np.ndarray) or part.dtype == object:
+            raise Mat2GradError(f"{label}: expected a numeric array, found {describe(part)}")
+        arr = as_float(part, label)
+        if arr.ndim != 2:
+            raise Mat2GradError(f"{label}: expected a 2-D array, found {describe(part)}")
+        out.append(np.ascontiguousarray(arr.T if samples == "columns" else arr))
+    return out
+
+
+def weight_cells(shape: tuple[int, int], blocks: Mapping[tuple[int, int], Any]) -> np.ndarray:
+    """Weight or bias blocks keyed by MATLAB's 1-based ``(i, j)`` -> a MATLAB cell array of
+    ``shape`` (like ``net.IW``, ``net.LW``, or ``net.b`` with ``j = 1``), holding ``[]``
+    (0x0 double) where nothing is connected. 1-D blocks (biases) become ``S x 1`` columns;
+    everything is written as double."""
+    cells = np.empty(shape, dtype=object)
+    for idx in np.ndindex(*shape):
+        cells[idx] = np.zeros((0, 0))
+    for (i, j), block in blocks.items():
+        arr = np.asarray(block, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+        cells[i - 1, j - 1] = np.ascontiguousarray(arr)
+    return cells
+
+
+def column(vector: Any) -> np.ndarray:
+    """A vector -> a MATLAB ``n x 1`` double column (``getwb`` returns columns)."""
+    return np.asarray(vector, dtype=np.float64).reshape(-1, 1)

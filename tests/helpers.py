@@ -21,9 +21,10 @@ requires_corpus = pytest.mark.skipif(
 )
 
 
-def corpus_cases(prefix: str) -> list:
-    """MANIFEST.toml [[case]] entries whose file starts with ``prefix`` (e.g. 'shallow/'),
-    as pytest params with readable ids; one skipped param when the corpus is absent."""
+def corpus_cases(prefix: str, having: tuple[str, ...] = ()) -> list:
+    """MANIFEST.toml [[case]] entries whose file starts with ``prefix`` (e.g. 'shallow/')
+    and that have every key in ``having``, as pytest params with readable ids; one skipped
+    param when the corpus is absent."""
     if not HAVE_CORPUS:
         return [pytest.param(None, marks=requires_corpus, id="no-corpus")]
     with open(CORPUS / "MANIFEST.toml", "rb") as fh:
@@ -31,7 +32,7 @@ def corpus_cases(prefix: str) -> list:
     return [
         pytest.param(c, id=f"{Path(c['file']).stem}:{c.get('network', '')}")
         for c in cases
-        if c["file"].startswith(prefix)
+        if c["file"].startswith(prefix) and all(k in c for k in having)
     ]
 
 
@@ -39,6 +40,18 @@ def corpus_cases(prefix: str) -> list:
 
 #: forward outputs vs MATLAB's own saved outputs (float64)
 FORWARD_RTOL = 1e-12
+#: float32 evaluations of the same network by two implementations (mat2grad's module and a
+#: converted file run by onnxruntime): a few float32 roundings, relative to max |y|
+FLOAT32_RTOL = 1e-5
+
+#: performance values vs MATLAB's recorded ones (tr.best_perf, perform(...)), float64
+PERF_RTOL = 1e-13
+
+#: weight gradients vs central finite differences of the performance (5-point, float64)
+GRAD_FD_RTOL = 1e-7
+
+#: gradients vs an independent closed form or MATLAB's recorded gradient norm (round-off)
+GRAD_EXACT_RTOL = 1e-12
 
 
 def max_rel_err(actual: np.ndarray, expected: np.ndarray) -> float:

@@ -157,9 +157,12 @@ def test_no_network_in_file(capsys, tmp_path, data_file):
     assert_one_line_error(code, err, "no MATLAB network found \\(variables: E, T, X, bad\\)")
 
 
-def test_not_a_mat_file(capsys, tmp_path):
+@pytest.mark.parametrize("seed", range(5))
+def test_not_a_mat_file(capsys, tmp_path, seed):
     bad = tmp_path / "x.mat"
-    bad.write_bytes(os.urandom(300))
+    rng = np.random.default_rng(seed)
+    payload = b"\x00\x01garbage" * 10 if seed == 0 else rng.bytes(300)
+    bad.write_bytes(payload)
     code, _, err = run(capsys, "info", bad)
     assert_one_line_error(code, err, "not a MATLAB MAT-file")
 

@@ -372,16 +372,18 @@ def test_hessian_output_index(capsys, tmp_path):
     src = CORPUS / "shallow/abj247_ann.mat"
     out = tmp_path / "H.mat"
     base = ["hessian", src, "--network", "fg", "--inputs", src, "--inputs-var", "i", "-o", out]
-    code, _, err = run(capsys, *base)
-    assert_one_line_error(code, err, r"2 output rows; choose one with --output-index K")
     code, _, err = run(capsys, *base, "--output-index", "3")
     assert_one_line_error(code, err, r"out of range")
+    code, _, err = run(capsys, *base)  # row 1 by default
+    assert code == 0, err
+    row1 = scipy.io.loadmat(out)["H"]
     code, _, err = run(capsys, *base, "--output-index", "2")
     assert code == 0, err
     net = mat2grad.load(src, "fg")
     x = matfile.as_float(matfile.read_mat(src)["i"]).T
     expected = np.moveaxis(hessian(net, x, output=1).numpy(), 0, -1)
     assert_close(scipy.io.loadmat(out)["H"], expected, 0.0, "H of row 2")
+    assert_close(row1, np.moveaxis(hessian(net, x, output=0).numpy(), 0, -1), 0.0, "row 1")
 
 
 # --------------------------------------------------------------------------------------
