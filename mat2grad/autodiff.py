@@ -1101,10 +1101,13 @@ _SMOOTH_CENTRAL = 1e-5
 _SMOOTH_ONE_SIDED = 1e-3
 
 
-def _fd_steps(x: Tensor, step: Any) -> Tensor:
+def _fd_steps(x: Tensor, step: Any, classic: bool = False) -> Tensor:
     """Per-element steps (*in): about cbrt(eps) times the spread of each feature over the
     samples, enlarged where the values themselves are much larger than their spread (so
-    that x + h is still resolved in floating point)."""
+    that x + h is still resolved in floating point). ``classic``: cbrt(eps) max(|x|, 1)."""
+    if classic:
+        finite = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+        return torch.finfo(x.dtype).eps ** (1 / 3) * torch.clamp(finite.abs().amax(0), min=1.0)
     if step is not None:
         h = torch.as_tensor(step, dtype=x.dtype, device=x.device)
         if not bool((h > 0).all()):
@@ -1116,6 +1119,42 @@ def _fd_steps(x: Tensor, step: Any) -> Tensor:
     spread = finite.std(0) if x.shape[0] >= 2 else torch.zeros_like(mag)
     scale = torch.where(spread > 0, spread, torch.where(mag > 0, mag, torch.ones_like(mag)))
     return eps ** (1 / 3) * scale * torch.clamp(mag / scale, min=1.0) ** (1 / 3)
+
+
+def _differences(
+    model: nn.Module, xs: list[Tensor], centre: list[Tensor], j: int, r: int, h: float
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], bool]:
+    """Central differences along element r of input j at steps h and h/2 (per output,
+    ``(c, n_out)``), forward minus backward one-sided differences at h, and whether the
+    outputs' change at h stands out of their rounding."""
+    c = xs[0].shape[0]
+    eps = torch.finfo(xs[j].dtype).eps
+    central: list[list[Tensor]] = []
+    one_sided: list[Tensor] = []
+    resolved = True
+    for hs in (h, h / 2):
+        plus, minus = xs[j].clone(), xs[j].clone()
+        plus.view(c, -1)[:, r] += hs
+        minus.view(c, -1)[:, r] -= hs
+        up = (plus - xs[j]).reshape(c, -1)[:, r : r + 1]  # the steps actually taken
+        down = (xs[j] - minus).reshape(c, -1)[:, r : r + 1]
+        yp = [o.reshape(c, -1) for o in _as_tuple(model(*_swap(xs, j, plus)))]
+        ym = [o.reshape(c, -1) for o in _as_tuple(model(*_swap(xs, j, minus)))]
+        central.append([(p - m) / (up + down) for p, m in zip(yp, ym, strict=True)])
+        if hs == h:
+            one_sided = [
+                (p - y0) / up - (y0 - m) / down for p, m, y0 in zip(yp, ym, centre, strict=True)
+            ]
+            change = max(
+                float(torch.nan_to_num((p - m).abs()).max()) for p, m in zip(yp, ym, strict=True)
+            )
+            size = max(float(torch.nan_to_num(p.abs()).max()) for p in yp)
+            resolved = change > 1e7 * eps * size
+    return central[0], central[1], one_sided, resolved
+
+
+def _swap(xs: list[Tensor], j: int, value: Tensor) -> list[Tensor]:
+    return [value if i == j else x for i, x in enumerate(xs)]
 
 
 def check(
@@ -1171,6 +1210,7 @@ def check(
     nonfinite = [0] * n_out
     model = setup.model
     steps = [_fd_steps(xj, step) for xj in setup.xs]
+    classic = [_fd_steps(xj, None, classic=True) for xj in setup.xs]
     with torch.no_grad():
         for chunk in chunks:
             a, b = chunk.start, chunk.stop
@@ -1178,46 +1218,32 @@ def check(
             xs = [xj[a:b] for xj in setup.xs]
             centre = [o.reshape(c, -1) for o in _as_tuple(model(*xs))]
             for jj, j in enumerate(setup.wrt):
-                hflat = steps[j].reshape(-1)
                 for r in range(setup.numel_in(j)):
-                    central, one_sided = [], []
-                    for hs in (float(hflat[r]), float(hflat[r]) / 2):
-                        plus, minus = xs[j].clone(), xs[j].clone()
-                        plus.view(c, -1)[:, r] += hs
-                        minus.view(c, -1)[:, r] -= hs
-                        # the steps actually taken (x + h is rounded)
-                        up = (plus - xs[j]).reshape(c, -1)[:, r : r + 1]
-                        down = (xs[j] - minus).reshape(c, -1)[:, r : r + 1]
-                        yp = _as_tuple(model(*[plus if i == j else v for i, v in enumerate(xs)]))
-                        ym = _as_tuple(model(*[minus if i == j else v for i, v in enumerate(xs)]))
-                        yp = [o.reshape(c, -1) for o in yp]
-                        ym = [o.reshape(c, -1) for o in ym]
-                        central.append([(p - m) / (up + down) for p, m in zip(yp, ym, strict=True)])
-                        one_sided.append(
-                            [
-                                (p - y0) / up - (y0 - m) / down
-                                for p, m, y0 in zip(yp, ym, centre, strict=True)
-                            ]
-                        )
+                    h = float(steps[j].reshape(-1)[r])
+                    fd, fd2, one_sided, resolved = _differences(model, xs, centre, j, r, h)
+                    h_classic = float(classic[j].reshape(-1)[r])
+                    if not resolved and step is None and h_classic > h:
+                        # the data barely vary along this input (a near-constant row): a step
+                        # from their spread moves the outputs by less than their rounding
+                        fd, fd2, one_sided, _ = _differences(model, xs, centre, j, r, h_classic)
                     for k in range(n_out):
-                        fd, fd2 = central[0][k], central[1][k]
                         ad = chunk.jacobian[k][jj].reshape(c, -1, setup.numel_in(j))[:, :, r]
-                        finite = torch.isfinite(fd) & torch.isfinite(fd2) & torch.isfinite(ad)
-                        finite &= torch.isfinite(one_sided[0][k])
+                        finite = torch.isfinite(fd[k]) & torch.isfinite(fd2[k])
+                        finite &= torch.isfinite(ad) & torch.isfinite(one_sided[k])
                         scale = scales[k] if scales[k] > 0 else 1.0
                         # smooth: halving the step changes nothing at the tolerance, and the
                         # one-sided slopes agree (they differ by h f'' where f is smooth, by
                         # the jump in slope at a kink, even one exactly at x)
-                        smooth = (fd - fd2).abs() <= _SMOOTH_CENTRAL * scale
-                        smooth &= one_sided[0][k].abs() <= _SMOOTH_ONE_SIDED * scale
+                        smooth = (fd[k] - fd2[k]).abs() <= _SMOOTH_CENTRAL * scale
+                        smooth &= one_sided[k].abs() <= _SMOOTH_ONE_SIDED * scale
                         use = finite & smooth
                         nonfinite[k] += int((~finite).sum())
                         skipped[k] += int((finite & ~smooth).sum())
                         compared[k] += int(use.sum())
                         if bool(use.any()):
-                            max_diff[k] = max(max_diff[k], float((fd - ad).abs()[use].max()))
-                            max_fd[k] = max(max_fd[k], float(fd.abs()[use].max()))
-    resolved = chunks.mode
+                            max_diff[k] = max(max_diff[k], float((fd[k] - ad).abs()[use].max()))
+                            max_fd[k] = max(max_fd[k], float(fd[k].abs()[use].max()))
+    resolved_mode = chunks.mode
     errors = []
     for k in range(n_out):
         scale = scales[k] if scales[k] > 0 else max_fd[k]
@@ -1234,7 +1260,7 @@ def check(
         nonfinite=tuple(nonfinite),
         tol=tol,
         output_names=names,
-        mode=resolved,
+        mode=resolved_mode,
     )
 
 

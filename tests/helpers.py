@@ -85,20 +85,34 @@ def central_differences(fn, x: np.ndarray, h: float | np.ndarray | None = None) 
     """Per-sample Jacobian of ``fn: (Q, R) -> (Q, S)`` by central differences, computed
     here independently of mat2grad's own check: ``(Q, S, R)``.
 
-    The step per feature is ``cbrt(eps)`` times the feature's spread over the samples
-    (its magnitude for a single sample), the step actually represented in floating point
-    is used as the denominator.
+    The step per feature is ``cbrt(eps)`` times the feature's spread over the samples (its
+    magnitude for a single sample); where that moves the outputs by less than their
+    rounding (a near-constant input row) the classic ``cbrt(eps) max(|x|, 1)`` is used.
+    The step actually represented in floating point is the denominator.
     """
     x = np.asarray(x, dtype=np.float64)
+    eps = np.finfo(np.float64).eps
     if h is None:
         spread = x.std(0) if x.shape[0] > 1 else np.abs(x).max(0)
-        h = np.cbrt(np.finfo(np.float64).eps) * np.where(spread > 0, spread, 1.0)
-    h = np.broadcast_to(np.asarray(h, dtype=np.float64), x.shape[1:])
+        steps = np.cbrt(eps) * np.where(spread > 0, spread, 1.0)
+        classic = np.cbrt(eps) * np.maximum(np.abs(x).max(0), 1.0)
+    else:
+        steps = classic = np.broadcast_to(np.asarray(h, dtype=np.float64), x.shape[1:])
+
+    def column(r, step):
+        plus, minus = x.copy(), x.copy()
+        plus[:, r] += step
+        minus[:, r] -= step
+        yp, ym = np.asarray(fn(plus)), np.asarray(fn(minus))
+        resolved = np.nanmax(np.abs(yp - ym), initial=0) > 1e7 * eps * np.nanmax(
+            np.abs(yp), initial=0
+        )
+        return (yp - ym) / (plus[:, r] - minus[:, r])[:, None], resolved
+
     cols = []
     for r in range(x.shape[1]):
-        plus, minus = x.copy(), x.copy()
-        plus[:, r] += h[r]
-        minus[:, r] -= h[r]
-        taken = (plus[:, r] - minus[:, r])[:, None]
-        cols.append((np.asarray(fn(plus)) - np.asarray(fn(minus))) / taken)
+        col, resolved = column(r, steps[r])
+        if not resolved and classic[r] > steps[r]:
+            col, _ = column(r, classic[r])
+        cols.append(col)
     return np.stack(cols, axis=-1)

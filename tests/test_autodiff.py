@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.io as scipy_io
 import torch
 from torch import nn
 
@@ -663,3 +664,87 @@ def test_closed_form_follows_changes_to_the_network():
     after = jacobian(net, x).numpy()
     assert np.abs(after - before).max() > 1e-3
     assert_close(after, jacobian(net, x, mode="rev").numpy(), MODES_RTOL, "after the change")
+
+
+# --------------------------------------------------------------------------------------
+# Every static synthetic fixture, against differences of the independent numpy reference
+# --------------------------------------------------------------------------------------
+
+
+def _fixture_cases():
+    import tomllib
+
+    from tests.helpers import FIXTURES
+
+    path = FIXTURES / "MANIFEST.toml"
+    if not path.is_file():
+        return [pytest.param(None, marks=pytest.mark.skip(reason="no fixtures"), id="none")]
+    with open(path, "rb") as fh:
+        cases = tomllib.load(fh)["case"]
+    return [
+        pytest.param(c, id=c["file"].removesuffix(".mat")) for c in cases if not c.get("dynamic")
+    ]
+
+
+def _read_raw(path):
+    try:
+        return scipy_io.loadmat(path, squeeze_me=False, struct_as_record=True)
+    except NotImplementedError:  # v7.3
+        import matio
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return matio.load_from_mat(str(path))
+
+
+@pytest.mark.parametrize("case", _fixture_cases())
+def test_fixture_modes_agree_and_match_reference_differences(case):
+    """rev == fwd (== the closed form) on every static fixture, and the Jacobian equals
+    central differences of tests/reference.py's numpy simulation (which shares no code with
+    mat2grad) wherever the network is smooth."""
+    from tests import reference as ref
+    from tests.helpers import FIXTURES
+
+    path = FIXTURES / case["file"]
+    raw = _read_raw(path)
+    record = ref.resolve(raw, case["network"])
+    value = raw[case["inputs"]]
+    xs = (
+        [np.asarray(v, dtype=np.float64) for v in value[:, 0]]
+        if value.dtype == object
+        else [np.asarray(value, dtype=np.float64)]
+    )
+    net = mat2grad.load(path, case["network"])
+    batch = [x.T.copy()[:40] for x in xs]
+    blocks = _modes_agree(net, *batch)
+    transfers = {layer.transfer for layer in net.spec.layers}
+    if transfers & ZERO_DERIVATIVE:
+        assert all(np.all(b[np.isfinite(b)] == 0) for b in blocks)
+        return
+    n_out, n_in = len(net.output_sizes), len(batch)
+    for j in range(n_in):
+        keep = np.ones(len(batch[j]), dtype=bool)
+        if n_in == 1 and all(w.fcn == "dotprod" for w in net.spec.weights):
+            kept = _kink_free(net, batch[0], KINKS)
+            keep = np.isin(batch[0], kept).all(1)
+
+        def f(xj, j=j, keep=keep):
+            args = [(xj if i == j else batch[i][keep]).T for i in range(n_in)]
+            y = ref.sim(record, args if n_in > 1 else args[0])
+            return [np.asarray(o).T for o in (y if isinstance(y, list) else [y])]
+
+        for k in range(n_out):
+            fd = central_differences(lambda z, k=k: f(z)[k], batch[j][keep])
+            assert_close(blocks[k * n_in + j][keep], fd, FD_RTOL, f"output {k}, input {j}")
+
+
+def test_check_handles_a_near_constant_input_row():
+    """A feature whose samples vary by 1e-15 (passed through with gain 1, as MATLAB's v7
+    mapminmax rule does): a step from the spread would not move the outputs at all."""
+    net = network((3,), ((4, "tansig"), (1, "purelin")), input_steps=[[]])
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    x[:, 2] = 1e-15 * np.random.default_rng(1).normal(size=20)
+    result = check(net, x)
+    assert result.passed and result.skipped == (0,), result.summary()
+    J = jacobian(net, x).numpy()
+    assert_close(J, central_differences(_predict_fn(net), x), FD_RTOL, "test helper")

@@ -442,3 +442,56 @@ def test_check_without_points_is_a_clear_error(capsys, tmp_path):
     _save_network(path, network_record((3,), ((4, "tansig"), (1, "purelin"))))
     code, _, err = run(capsys, "check", path)
     assert_one_line_error(code, err, r"neither example inputs .* --inputs DATA.mat")
+
+
+def _static_fixtures():
+    import tomllib
+
+    from tests.helpers import FIXTURES
+
+    with open(FIXTURES / "MANIFEST.toml", "rb") as fh:
+        cases = tomllib.load(fh)["case"]
+    return [
+        pytest.param(c, id=c["file"].removesuffix(".mat")) for c in cases if not c.get("dynamic")
+    ]
+
+
+@pytest.mark.parametrize("case", _static_fixtures())
+def test_jacobian_on_every_static_fixture(case, capsys, tmp_path):
+    from tests.helpers import FIXTURES
+
+    path = FIXTURES / case["file"]
+    out = tmp_path / "J.mat"
+    code, _, err = run(
+        capsys,
+        "jacobian",
+        path,
+        "--network",
+        case["network"],
+        "--inputs",
+        path,
+        "--inputs-var",
+        case["inputs"],
+        "--samples",
+        case["samples"],
+        "-o",
+        out,
+    )
+    assert code == 0, err
+    net = mat2grad.load(path, case["network"])
+    value = matfile.read_mat(path)[case["inputs"]]
+    parts = list(value.reshape(-1, order="F")) if value.dtype == object else [value]
+    xs = [matfile.as_float(v).T for v in parts]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZeroDerivativeWarning)
+        J = jacobian(net, *xs)
+    got = scipy.io.loadmat(out)["J"]
+    blocks = [[J]] if not isinstance(J, tuple) else J
+    if got.dtype != object:  # one input and one output: a plain array
+        cell = np.empty((1, 1), dtype=object)
+        cell[0, 0] = got
+        got = cell
+    assert got.shape == (len(blocks), len(blocks[0]))  # numOutputs x numInputs
+    for k, j in np.ndindex(*got.shape):
+        expected = np.moveaxis(blocks[k][j].numpy(), 0, -1)  # S x R x Q
+        assert_close(np.asarray(got[k, j]).reshape(expected.shape), expected, 0.0, f"J{k}{j}")
