@@ -195,6 +195,56 @@ def _numpy_closed_form(net, xn, J, res):
     return {"numpy closed form": t_full, "numpy closed form (chunk 1e4)": t_chunk}
 
 
+def worker_cli(n: int, threads: int) -> dict:
+    """Peak RSS and time of the whole command, `mat2grad jacobian` run in-process on inputs
+    read from a MAT-file (X is 10 x N), J streamed to a v7 file, above the RSS with torch
+    imported (before the inputs are read)."""
+    import numpy as np
+    import scipy.io
+    import torch
+
+    from mat2grad.cli import main
+    from tests.records import network_record
+    from tests.test_cli_gradients import _save_network
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
+        net_file, data, out = (Path(folder) / f for f in ("net.mat", "x.mat", "J.mat"))
+        _save_network(net_file, network_record(**MODELS["A"], seed=0))
+        scipy.io.savemat(data, {"X": np.random.default_rng(0).uniform(-2, 2, (10, n))})
+        import mat2grad.autodiff  # noqa: F401  (imports are not part of the measurement)
+
+        before, _ = _rss_mb()
+        t0 = time.perf_counter()
+        code = main(
+            [
+                "jacobian",
+                str(net_file),
+                "--network",
+                "net",
+                "--inputs",
+                str(data),
+                "-o",
+                str(out),
+                "--threads",
+                str(threads),
+            ]
+        )
+        elapsed = time.perf_counter() - t0
+        _, peak = _rss_mb()
+        assert code == 0
+        size = out.stat().st_size / 2**20
+    return {
+        "n": n,
+        "threads": threads,
+        "before_mb": before,
+        "extra_mb": peak - before,
+        "J_mb": n * 30 * 8 / 2**20,
+        "file_mb": size,
+        "seconds": elapsed,
+    }
+
+
 def worker_memory(n: int, threads: int, stream: bool) -> dict:
     """Peak RSS of mat2grad.jacobian (in memory) or of streaming J to a v7.3 file, above
     the RSS with torch imported and the inputs built."""
@@ -279,6 +329,8 @@ def main() -> None:
         n = int(args.n)
         if args.kind == "speed":
             res = worker_speed(args.model, n, args.nthreads)
+        elif args.kind == "cli":
+            res = worker_cli(n, args.nthreads)
         else:
             res = worker_memory(n, args.nthreads, stream=args.kind == "stream")
         print(json.dumps(res))
@@ -353,6 +405,13 @@ def main() -> None:
                 f"(J is {m['J_mb']:.0f} MB; J + 200 MB = {m['J_mb'] + 200:.0f} MB), "
                 f"{m['seconds']:.2f} s"
             )
+    for nt in threads:
+        m = _spawn("--kind", "cli", "--n", str(10**6), threads=nt)
+        print(
+            f"  N=1e+06 threads={nt} the jacobian command (read X.mat, write J.mat v7): "
+            f"+{m['extra_mb']:.0f} MB (J is {m['J_mb']:.0f} MB, X 76 MB; file "
+            f"{m['file_mb']:.0f} MB), {m['seconds']:.2f} s without interpreter start and imports"
+        )
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -29,7 +29,12 @@ Writing
 -------
 ``write_mat(path, variables)`` writes results atomically (temporary file in the target
 folder, then ``os.replace``): a failed ``savemat`` leaves a truncated file, so the target is
-never touched until the new file is complete.
+never touched until the new file is complete. It writes v7 (scipy), or v7.3 (HDF5 in
+MATLAB's own layout, NOTE [MAT v7.3 layout]) when a variable is over 2^31 bytes
+(``MAT2GRAD_V73_THRESHOLD`` lowers that for tests) or on request. :class:`SampleWriter`
+writes per-sample results (Jacobians, outputs) chunk by chunk into a file laid out up front,
+in MATLAB's layout (NOTE [MATLAB layout of per-sample results]), so results larger than
+memory go straight to disk.
 """
 
 from __future__ import annotations
@@ -1203,20 +1208,19 @@ class _V5Stream:
     def write(self, name: str, idx: Any, start: int, arr: np.ndarray) -> None:
         offset, _dims = self.regions[(name, idx)]
         c = arr.shape[0]
-        # each sample's values in MATLAB (column-major) order: (c, E)
-        per_sample = np.ascontiguousarray(arr.reshape(c, -1, order="F"), dtype="<f8")
+        axes = tuple(range(arr.ndim - 1, 0, -1))  # a sample's axes, reversed: column-major
         if self.owner.samples == "columns":
-            # MATLAB (*d, Q): sample q's E values are contiguous at q * E
-            _pwrite_all(self.fd, per_sample, offset + 8 * start * per_sample.shape[1])
+            # MATLAB (*d, Q): sample q's values are contiguous, in column-major order
+            data = np.ascontiguousarray(arr.transpose(0, *axes), dtype="<f8")
+            _pwrite_all(self.fd, data, offset + 8 * start * (data.size // max(c, 1)))
         else:
             # MATLAB (Q, *d): element e of every sample is a run of Q values
-            runs = np.ascontiguousarray(per_sample.T)
+            runs = np.ascontiguousarray(arr.transpose(*axes, 0), dtype="<f8").reshape(-1, c)
             for e in range(runs.shape[0]):
                 _pwrite_all(self.fd, runs[e], offset + 8 * (e * self.owner.q + start))
 
     def close(self) -> None:
         if self.fd is not None:
-            os.fsync(self.fd)
             os.close(self.fd)
             self.fd = None
 

@@ -4,7 +4,6 @@ one line on stderr with no half-written file."""
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import h5py
@@ -15,8 +14,7 @@ import scipy.io
 import mat2grad
 from mat2grad import matfile
 from mat2grad.autodiff import ZeroDerivativeWarning, check_points, hessian, jacobian
-from mat2grad.cli import main
-from mat2grad.matfile import MatStruct
+from tests.dynamic_records import to_mat
 from tests.helpers import (
     CORPUS,
     FD_RTOL,
@@ -27,36 +25,12 @@ from tests.helpers import (
     requires_corpus,
 )
 from tests.records import network_record
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, pattern):
-    assert code == 1
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mat2grad: "), err
-    assert re.search(pattern, lines[0]), lines[0]
-
-
-def _plain(value):
-    """A neutral-tree record -> what scipy.io.savemat writes as MATLAB structs and cells
-    (a network saved as a plain struct, like struct(net) or Octave)."""
-    if isinstance(value, MatStruct):
-        return {k: _plain(v) for k, v in value.fields.items()}
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        out = np.empty(value.shape, dtype=object)
-        for idx, item in np.ndenumerate(value):
-            out[idx] = _plain(item)
-        return out
-    return value
+from tests.test_cli import assert_one_line_error, run
 
 
 def _save_network(path, record, **data):
-    scipy.io.savemat(path, {"net": _plain(record), **data}, long_field_names=True)
+    """A hand-made record saved as a plain struct (what Octave or struct(net) gives)."""
+    scipy.io.savemat(path, {"net": to_mat(record), **data}, long_field_names=True)
 
 
 def _corpus_inputs(case, tmp_path):

@@ -139,18 +139,19 @@ def closed_form(model: ShallowNetwork, wrt: tuple[int, ...]) -> tuple[ClosedForm
 
 
 def _affine_jacobian(fn: Callable[[Tensor], Tensor], size: int, like: Tensor) -> Tensor:
-    """The constant Jacobian of an affine map of ``size`` values, exact: forward mode on
-    ``size`` samples at 0, sample r carrying the tangent e_r (one pass)."""
-    from ..autodiff import _forward_ad
-
-    fwAD = _forward_ad()
-    zero = torch.zeros(size, size, dtype=like.dtype, device=like.device)
-    eye = torch.eye(size, dtype=like.dtype, device=like.device)
-    with torch.no_grad(), fwAD.dual_level():
-        tangent = fwAD.unpack_dual(fn(fwAD.make_dual(zero, eye))).tangent
-    if tangent is None:  # the map ignores its input (every row constant)
-        return torch.zeros(fn(zero[:1]).shape[-1], size, dtype=like.dtype, device=like.device)
-    return tangent.T.contiguous()
+    """The constant Jacobian of an affine map of ``size`` values, exact: one reverse pass
+    over P samples at 0, sample p seeded with output p (reverse mode on purpose: forward
+    mode through these operations imports torch._dynamo, a second per process)."""
+    with torch.no_grad():
+        rows = fn(torch.zeros(1, size, dtype=like.dtype, device=like.device)).shape[-1]
+    x = torch.zeros(rows, size, dtype=like.dtype, device=like.device, requires_grad=True)
+    with torch.enable_grad():
+        y = fn(x)
+    if not y.requires_grad:  # the map ignores its input (every row constant)
+        return torch.zeros(rows, size, dtype=like.dtype, device=like.device)
+    seed = torch.eye(rows, dtype=like.dtype, device=like.device)
+    (g,) = torch.autograd.grad(y, x, seed, allow_unused=True, materialize_grads=True)
+    return g.detach()
 
 
 def _is_scaling(chain: ProcessingChain) -> bool:
