@@ -748,3 +748,12 @@ def test_check_handles_a_near_constant_input_row():
     assert result.passed and result.skipped == (0,), result.summary()
     J = jacobian(net, x).numpy()
     assert_close(J, central_differences(_predict_fn(net), x), FD_RTOL, "test helper")
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(capsys):
+    net = network((4,), ((6, "tansig"), (2, "purelin")))
+    x = np.zeros((50, 4))
+    jacobian(net, x, chunk_size=10)  # default: not a terminal here, so no bar
+    assert capsys.readouterr().err == ""
+    jacobian(net, x, chunk_size=10, progress=True)
+    assert "jacobian" in capsys.readouterr().err
