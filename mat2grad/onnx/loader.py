@@ -1,0 +1,398 @@
+"""``load_onnx`` and ``describe_onnx``: the ONNX front door, step by step.
+
+read (safely) -> scan (refuse what cannot be differentiated) -> normalise (ONNX -> ONNX) ->
+``onnx.checker`` (strict) -> onnx2torch (+ mat2grad's converters) -> post-conversion fixes ->
+eval mode, dtype, frozen weights -> find each output's batch axis by running the graph ->
+differentiability analysis -> compare with onnxruntime.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import fx
+
+from ..errors import Mat2GradError
+from ._onnx2torch import import_onnx2torch, torchvision_problem
+from .check import check_against_onnxruntime
+from .converters import register_converters
+from .fixes import apply_fixes
+from .graph import (
+    FLOAT_TYPES,
+    RECURRENT_OPS,
+    InputInfo,
+    differentiability,
+    graph_inputs,
+    infer_layout,
+)
+from .model import OnnxNetwork
+from .normalize import MATLAB_PRODUCER, Normalized, default_opset, normalize
+from .reader import elem_type_name, operator_counts, read_model, scan
+
+__all__ = ["load_onnx", "describe_onnx"]
+
+
+def load_onnx(
+    path: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype = torch.float64,
+    check: bool = True,
+    wrt: str | Sequence[str] | None = None,
+) -> OnnxNetwork:
+    """Load an ONNX file as a differentiable PyTorch module (mat2grad's model contract).
+
+    Args:
+        path: the ``.onnx`` file. External data must sit in the same folder.
+        dtype: ``torch.float64`` (default) or ``torch.float32``; weights stored in float32
+            are widened, and the whole graph is computed in this dtype.
+        check: compare with onnxruntime on a random input after loading (skipped, with a
+            note in ``model.check``, when onnxruntime is not installed).
+        wrt: input name(s) to differentiate with respect to; default: every floating input.
+
+    Returns:
+        an :class:`~mat2grad.onnx.model.OnnxNetwork`: ``model(*xs)`` maps batch-first inputs
+        ``(Q, *input_shapes[k])`` to ``(Q, *output_shapes[j])`` (a tuple for several outputs)
+        for any ``Q >= 1``, in eval mode, weights frozen, also under ``torch.func`` transforms.
+
+    Raises:
+        Mat2GradError: unreadable or unsafe file, operators that cannot be converted or
+            differentiated (named), or a mismatch with onnxruntime (first diverging node named).
+
+    Example:
+        >>> net = load_onnx("matlab_nnvmt_1L_abalone.onnx")  # doctest: +SKIP
+        >>> net.input_shapes, net.input_layouts  # doctest: +SKIP
+        (((1, 1, 8),), ('features',))
+        >>> x = torch.rand(5, 1, 1, 8, dtype=torch.float64)  # doctest: +SKIP
+        >>> jac = torch.func.vmap(torch.func.jacrev(lambda s: net(s[None])[0]))(x)  # doctest: +SKIP
+        >>> assert jac.shape == (5, 1, 1, 1, 8)  # doctest: +SKIP
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise Mat2GradError(f"{path}: dtype must be torch.float64 or torch.float32, got {dtype}")
+    model = read_model(path)
+    scan(model, path, torchvision_problem())
+    norm = _normalise(model, path)
+    infos = graph_inputs(norm.model)
+    for info in infos:
+        if info.batch_axis < 0:
+            raise Mat2GradError(
+                f"{path}: input '{info.name}' is a scalar (rank 0); mat2grad needs a batch axis"
+            )
+    gm, fixed = _convert(norm, path)
+    gm.eval()
+    gm.to(dtype)
+    for param in gm.parameters():
+        param.requires_grad_(False)
+
+    out_names = [o.name for o in model.graph.output]
+    out_axes, out_shapes = _output_axes(gm, infos, dtype, out_names, path)
+    net = OnnxNetwork(
+        gm,
+        input_names=[i.name for i in infos],
+        output_names=out_names,
+        input_shapes=[i.sample_shape for i in infos],
+        output_shapes=out_shapes,
+        input_batch_axes=[i.batch_axis for i in infos],
+        output_batch_axes=out_axes,
+        input_float=[i.elem_type in FLOAT_TYPES for i in infos],
+        dtype=dtype,
+    )
+    net.input_infos = tuple(infos)
+    net.source = str(path)
+    net.producer = f"{model.producer_name} {model.producer_version}".strip()
+    net.opset = default_opset(model)
+    net.notes = tuple(
+        norm.notes + ([f"replaced after conversion: {', '.join(fixed)}"] if fixed else [])
+    )
+    recurrent = any(n.op_type in RECURRENT_OPS for n in norm.model.graph.node)
+    net.input_layouts = tuple(
+        infer_layout(i.sample_shape, producer=model.producer_name, role=i.role, recurrent=recurrent)
+        for i in infos
+    )
+    volume = "volume" in net.input_layouts
+    net.output_layouts = tuple(
+        infer_layout(s, producer=model.producer_name, recurrent=recurrent, volume=volume)
+        for s in out_shapes
+    )
+    net.wrt = _resolve_wrt(wrt, infos, path)
+    zero, problem = differentiability(norm.model, net.wrt, [norm.outputs[o] for o in out_names])
+    net.zero_derivative = zero
+    if problem is not None:
+        for original, renamed in norm.outputs.items():
+            problem = problem.replace(f"'{renamed}'", f"'{original}'")
+        net.not_differentiable = f"{path}: {problem}"
+    if check:
+        net.check = check_against_onnxruntime(net, model, norm.model)
+    else:
+        net.check = {"skipped": "check=False"}
+    return net
+
+
+def _normalise(model: onnx.ModelProto, path: Any) -> Normalized:
+    try:
+        norm = normalize(model)
+    except Exception as exc:  # noqa: BLE001 - version_converter raises RuntimeError/others
+        raise Mat2GradError(
+            f"{path}: the graph could not be prepared for conversion "
+            f"(opset {default_opset(model)}): {_first_line(exc)}"
+        ) from None
+    try:
+        onnx.checker.check_model(norm.model, full_check=True)
+    except Exception as exc:  # noqa: BLE001 - checker and shape-inference errors
+        raise Mat2GradError(
+            f"{path}: onnx.checker (strict shape inference) rejects the graph: {_first_line(exc)}"
+        ) from None
+    return norm
+
+
+_MISSING = re.compile(r"operation_type='([^']*)', version=(\d+)")
+
+
+def _convert(norm: Normalized, path: Any) -> tuple[fx.GraphModule, list[str]]:
+    onnx2torch = import_onnx2torch()
+    register_converters()
+    try:
+        gm = onnx2torch.convert(norm.model, attach_onnx_mapping=True)
+    except NotImplementedError as exc:
+        match = _MISSING.search(str(exc))
+        if match:
+            op, version = match.group(1), match.group(2)
+            nodes = [n.name or n.output[0] for n in norm.model.graph.node if n.op_type == op]
+            raise Mat2GradError(
+                f"{path}: operator {op} (version {version}, node(s) "
+                f"{', '.join(repr(n) for n in nodes[:3])}) has no converter in onnx2torch or "
+                "mat2grad; it cannot be loaded"
+            ) from None
+        raise Mat2GradError(f"{path}: conversion failed: {_first_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - converters raise ValueError, KeyError, ...
+        raise Mat2GradError(
+            f"{path}: onnx2torch could not convert the graph: {type(exc).__name__}: "
+            f"{_first_line(exc)}"
+        ) from None
+    return gm, apply_fixes(gm)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:400] if text else type(exc).__name__
+
+
+def _sample_args(
+    infos: Sequence[InputInfo], batch: int, free: int, dtype: torch.dtype, seed: int
+) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    args = []
+    for info in infos:
+        dims = [
+            batch if k == info.batch_axis else (free if d is None else d)
+            for k, d in enumerate(info.dims)
+        ]
+        if info.elem_type in FLOAT_TYPES:
+            args.append(torch.rand(dims, generator=gen, dtype=dtype) * 2 - 1)
+        else:
+            args.append(torch.zeros(dims, dtype=torch.int64))
+    return args
+
+
+def _run(gm: fx.GraphModule, args: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    with torch.no_grad():
+        out = gm(*args)
+    return tuple(out) if isinstance(out, tuple | list) else (out,)
+
+
+def _output_axes(
+    gm: fx.GraphModule,
+    infos: Sequence[InputInfo],
+    dtype: torch.dtype,
+    names: Sequence[str],
+    path: Any,
+) -> tuple[list[int | None], list[tuple[int | None, ...]]]:
+    """Find each output's batch axis and per-sample shape by running the graph.
+
+    The graph runs at batch 1 and, where it accepts it, at batch 2: the axis that grows from
+    1 to 2 holds the batch. A graph that bakes batch 1 in (``Reshape(x, [1, -1])``) fails or
+    changes shape oddly at batch 2; its outputs then take the first axis of size 1. Where an
+    input has symbolic non-batch dimensions, a second batch-1 run with other sizes shows which
+    output dimensions follow them (reported as ``None``).
+    """
+    try:
+        one = _run(gm, _sample_args(infos, 1, 3, dtype, 0))
+    except Exception as exc:  # noqa: BLE001
+        raise Mat2GradError(
+            f"{path}: the converted graph fails on a batch of one sample: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from None
+    if len(one) != len(names):
+        raise Mat2GradError(
+            f"{path}: the converted graph returns {len(one)} outputs, the file declares "
+            f"{len(names)}"
+        )
+    try:
+        two = _run(gm, _sample_args(infos, 2, 3, dtype, 1))
+    except Exception:  # noqa: BLE001 - batch 1 baked in: expected for some files
+        two = None
+    free = None
+    if any(d is None for i in infos for k, d in enumerate(i.dims) if k != i.batch_axis):
+        try:
+            free = _run(gm, _sample_args(infos, 1, 4, dtype, 2))
+        except Exception:  # noqa: BLE001
+            free = None
+    axes: list[int | None] = []
+    shapes: list[tuple[int | None, ...]] = []
+    for k, y in enumerate(one):
+        s1 = tuple(y.shape)
+        axis = None
+        if two is not None and len(two[k].shape) == len(s1):
+            s2 = tuple(two[k].shape)
+            grown = [a for a in range(len(s1)) if s1[a] != s2[a]]
+            if len(grown) == 1 and s1[grown[0]] == 1 and s2[grown[0]] == 2:
+                axis = grown[0]
+        if axis is None:
+            axis = next((a for a, d in enumerate(s1) if d == 1), None)
+        shape: list[int | None] = [d for a, d in enumerate(s1) if a != axis]
+        if free is not None and len(free[k].shape) == len(s1):
+            sf = [d for a, d in enumerate(free[k].shape) if a != axis]
+            shape = [None if a != b else a for a, b in zip(shape, sf, strict=True)]
+        axes.append(axis)
+        shapes.append(tuple(shape))
+    return axes, shapes
+
+
+def _resolve_wrt(
+    wrt: str | Sequence[str] | None, infos: Sequence[InputInfo], path: Any
+) -> tuple[str, ...]:
+    floats = [i.name for i in infos if i.elem_type in FLOAT_TYPES]
+    if wrt is None:
+        return tuple(floats)
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    known = {i.name: i for i in infos}
+    for name in names:
+        if name not in known:
+            raise Mat2GradError(
+                f"{path}: --wrt '{name}' is not an input of the model (inputs: {', '.join(known)})"
+            )
+        if name not in floats:
+            raise Mat2GradError(
+                f"{path}: input '{name}' has element type "
+                f"{elem_type_name(known[name].elem_type)}; only floating inputs can be "
+                f"differentiated (floating inputs: {', '.join(floats) or 'none'})"
+            )
+    return names
+
+
+def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Describe an ONNX file without converting it (for ``mat2grad info``).
+
+    Returns:
+        ``{"file", "producer", "producer_version", "matlab_exporter", "ir_version",
+        "opsets": {domain: version}, "inputs": [...], "outputs": [...], "operators":
+        {op: count}, "initializers", "parameters", "problem"}``. Each input has ``name``,
+        ``type``, ``shape`` (declared; symbolic dimensions by name, ``None`` when unnamed),
+        ``batch_axis``, ``sample_shape`` and ``matlab_layout``; each output ``name``,
+        ``type``, ``shape`` (as shape inference finds it on the normalised graph, since old
+        MATLAB exporters declare wrong output shapes) and ``matlab_layout`` (a guess: the
+        loaded model's ``output_layouts`` are authoritative). ``problem`` is ``None`` or why
+        :func:`load_onnx` would refuse the file.
+
+    Raises:
+        Mat2GradError: the file cannot be read safely.
+    """
+    model = read_model(path)
+    problem = None
+    try:
+        scan(model, path, torchvision_problem())
+    except Mat2GradError as exc:
+        problem = str(exc)
+    norm_model = model
+    if problem is None:
+        try:
+            norm_model = _normalise(model, path).model
+        except Mat2GradError as exc:
+            problem = str(exc)
+    producer = model.producer_name
+    recurrent = any(n.op_type in RECURRENT_OPS for n in model.graph.node)
+    inputs = []
+    declared = {v.name: v for v in model.graph.input}
+    infos = graph_inputs(norm_model if problem is None else _without_inits(model))
+    for info in infos:
+        inputs.append(
+            {
+                "name": info.name,
+                "type": elem_type_name(info.elem_type),
+                "shape": _shape_text(declared.get(info.name)),
+                "batch_axis": info.batch_axis,
+                "sample_shape": info.sample_shape,
+                "matlab_layout": infer_layout(
+                    info.sample_shape, producer=producer, role=info.role, recurrent=recurrent
+                ),
+            }
+        )
+    outputs = []
+    inferred = {o.name: o for o in norm_model.graph.output}
+    renamed = {}
+    if problem is None:
+        renamed = {
+            n.input[0]: n.output[0] for n in norm_model.graph.node if n.op_type == "Identity"
+        }
+    for out in model.graph.output:
+        value = inferred.get(renamed.get(out.name, out.name), out)
+        shape = _shape_text(value)
+        symbolic = [k for k, d in enumerate(shape) if not isinstance(d, int)]
+        axis = symbolic[0] if len(symbolic) == 1 else 0
+        sample = tuple(d if isinstance(d, int) else None for k, d in enumerate(shape) if k != axis)
+        outputs.append(
+            {
+                "name": out.name,
+                "type": elem_type_name(out.type.tensor_type.elem_type),
+                "shape": shape,
+                "matlab_layout": infer_layout(sample, producer=producer, recurrent=recurrent)
+                if shape
+                else "features",
+            }
+        )
+    inits = model.graph.initializer
+    return {
+        "file": str(Path(path)),
+        "producer": producer,
+        "producer_version": model.producer_version,
+        "matlab_exporter": producer == MATLAB_PRODUCER,
+        "ir_version": int(model.ir_version),
+        "opsets": {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import},
+        "graph_name": model.graph.name,
+        "inputs": inputs,
+        "outputs": outputs,
+        "operators": operator_counts(model),
+        "initializers": len(inits),
+        "parameters": int(sum(int(np.prod(t.dims)) for t in inits)),
+        "problem": problem,
+    }
+
+
+def _without_inits(model: onnx.ModelProto) -> onnx.ModelProto:
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {t.name for t in m.graph.initializer}
+    keep = [v for v in m.graph.input if v.name not in inits]
+    del m.graph.input[:]
+    m.graph.input.extend(keep)
+    return m
+
+
+def _shape_text(value: Any) -> tuple[int | str | None, ...]:
+    if value is None or not value.type.tensor_type.HasField("shape"):
+        return ()
+    dims = []
+    for d in value.type.tensor_type.shape.dim:
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return tuple(dims)

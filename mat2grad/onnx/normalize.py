@@ -1,0 +1,283 @@
+"""ONNX -> ONNX rewrites made before conversion, so that onnx2torch sees a graph it handles.
+
+Every rewrite here keeps the graph's meaning; each one says why it exists. The result is
+checked with ``onnx.checker.check_model(full_check=True)`` by the caller.
+
+1. **Local functions** are inlined (``onnx.inliner``): onnx2torch converts plain nodes only.
+2. **Initializers listed as graph inputs** (the IR < 4 convention of MATLAB 18.x/19.x and
+   PyTorch <= 1.x exports) are removed from the inputs: they are weights, not data, and
+   ``onnx.version_converter`` fails on IR-3 graphs that keep them ("Input ... is undefined").
+3. **Declared output shapes and value_info are dropped**: old exporters declare wrong ones
+   (MATLAB 18.2 declares ``[1,3,1,1]`` for a ``[1,3]`` Gemm result), and strict shape
+   inference would reject the graph for them. Shapes are re-inferred from the inputs.
+4. **Dropout becomes Identity**: mat2grad evaluates trained networks, and ONNX's inference
+   semantics of Dropout is the identity (onnx2torch would otherwise build ``nn.Dropout``,
+   random in training mode).
+5. **Gemm on a tensor of rank > 2 (opset < 7, MATLAB's 2018 exporter)**. MATLAB 18.2 applied
+   ``Gemm`` straight to the ``[N,C,H,W]`` output of its input layer -- invalid ONNX that
+   onnxruntime and ``onnx.checker`` reject, yet it is the file those users have. Old ONNX
+   (following Caffe2's FC) coerced such an input to 2-D at axis 1, and MATLAB permuted the
+   weights at export for exactly that ``[N, C*H*W]`` (row-major) order, as its later 18.2.5
+   exporter makes explicit with ``Flatten(axis=1) -> MatMul``. So a ``Flatten(axis=1)`` is
+   inserted before such a Gemm. A rank-3 input is MATLAB's recurrent ``[T, N, H]`` sequence
+   (fully connected layer after an LSTM, per time step): that Gemm is rewritten as
+   ``MatMul`` with the (transposed) weight, then ``Add`` of the bias, on the last axis.
+6. **Opset upgrade** to :data:`TARGET_OPSET` with ``onnx.version_converter`` when the graph is
+   older (onnx2torch lacks many old versions: Flatten-1, Gemm-6, BatchNormalization-7,
+   Dropout-7, ...). ``LSTM``/``GRU``/``RNN`` before opset 7 have no version adapter; they are
+   set aside during the upgrade and put back as version 7 (which only dropped the
+   ``output_sequence`` attribute: Y is computed either way).
+7. **Every graph output gets its own Identity node**. onnx2torch returns the *whole tuple*
+   of a multi-output node when one of its outputs is a graph output (LSTM ``Y_h``), merges
+   graph outputs that come from the same node, and cannot return a graph input or an
+   initializer as an output. An Identity per output gives it one single-output node each.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import onnx
+import onnx.version_converter
+from onnx import ModelProto, helper, numpy_helper
+
+__all__ = ["MATLAB_PRODUCER", "TARGET_OPSET", "Normalized", "normalize", "default_opset"]
+
+MATLAB_PRODUCER = "MATLAB Deep Learning Toolbox Converter for ONNX Model Format"
+#: Opset every older graph is upgraded to before conversion.
+TARGET_OPSET = 13
+
+_OUT_SUFFIX = "__mat2grad_output"
+_HIDDEN_DOMAIN = "mat2grad.hidden"
+_RECURRENT = ("LSTM", "GRU", "RNN")
+
+
+@dataclass
+class Normalized:
+    """A rewritten model ready for onnx2torch.
+
+    Attributes:
+        model: the rewritten ModelProto.
+        outputs: original graph output name -> output name in ``model``.
+        notes: one line per rewrite that changed something.
+    """
+
+    model: ModelProto
+    outputs: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+
+def default_opset(model: ModelProto) -> int:
+    """The model's ``ai.onnx`` opset version (1 when it imports none)."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return 1
+
+
+def normalize(model: ModelProto) -> Normalized:
+    """Rewrite ``model`` (left untouched) into an equivalent graph onnx2torch converts.
+
+    Raises:
+        ValueError: a rewrite found something it cannot express (the message says what);
+            ``onnx.version_converter`` errors propagate as they are.
+    """
+    m = ModelProto()
+    m.CopyFrom(model)
+    notes: list[str] = []
+    if len(m.functions):
+        from onnx import inliner
+
+        m = inliner.inline_local_functions(m)
+        notes.append("inlined the model's local functions")
+    _drop_initializer_inputs(m, notes)
+    for out in m.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    del m.graph.value_info[:]
+    _dropout_to_identity(m, notes)
+    if default_opset(m) < 7:
+        _fix_gemm_rank(m, notes)
+    if default_opset(m) < TARGET_OPSET:
+        m = _upgrade(m, notes)
+    outputs = _identity_outputs(m)
+    _declare_output_types(m)
+    min_ir = helper.find_min_ir_version_for(list(m.opset_import), ignore_unknown=True)
+    if m.ir_version < min_ir:
+        m.ir_version = min_ir
+    return Normalized(model=m, outputs=outputs, notes=notes)
+
+
+def _drop_initializer_inputs(m: ModelProto, notes: list[str]) -> None:
+    inits = {t.name for t in m.graph.initializer}
+    keep = [v for v in m.graph.input if v.name not in inits]
+    dropped = len(m.graph.input) - len(keep)
+    if dropped:
+        del m.graph.input[:]
+        m.graph.input.extend(keep)
+        notes.append(f"removed {dropped} initializers from the graph inputs (IR < 4 convention)")
+
+
+def _dropout_to_identity(m: ModelProto, notes: list[str]) -> None:
+    used = {name for node in m.graph.node for name in node.input}
+    used |= {o.name for o in m.graph.output}
+    count = 0
+    for node in m.graph.node:
+        if node.op_type != "Dropout" or node.domain not in ("", "ai.onnx"):
+            continue
+        if len(node.output) > 1 and node.output[1] and node.output[1] in used:
+            raise ValueError(
+                f"Dropout node '{node.name}' has its mask output '{node.output[1]}' used by "
+                "the graph; only inference-mode Dropout (identity) is supported"
+            )
+        data = node.input[0]
+        out = node.output[0]
+        node.ClearField("attribute")
+        del node.input[:]
+        del node.output[:]
+        node.input.append(data)
+        node.output.append(out)
+        node.op_type = "Identity"
+        count += 1
+    if count:
+        notes.append(f"replaced {count} Dropout node(s) by Identity (inference semantics)")
+
+
+def _ranks(m: ModelProto) -> dict[str, int]:
+    """Ranks of the tensors that (non-strict) shape inference can work out."""
+    inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
+    ranks = {}
+    for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape"):
+            ranks[vi.name] = len(t.shape.dim)
+    for init in m.graph.initializer:
+        ranks[init.name] = len(init.dims)
+    return ranks
+
+
+def _fix_gemm_rank(m: ModelProto, notes: list[str]) -> None:
+    """Rewrite opset < 7 Gemm nodes fed a tensor of rank > 2 (see the module docstring, 5).
+
+    Gemm nodes are decided in graph order, re-inferring shapes after each rewrite: the rank
+    of a later Gemm's input is only known once the earlier ones are valid.
+    """
+    gemms = [n.output[0] for n in m.graph.node if n.op_type == "Gemm"]
+    for out_name in gemms:
+        k, node = next((k, n) for k, n in enumerate(m.graph.node) if out_name in n.output)
+        rank = _ranks(m).get(node.input[0])
+        if rank is None or rank <= 2:
+            continue
+        label = node.name or out_name
+        if rank == 3:
+            new_nodes = _gemm_as_matmul(m, node)
+            notes.append(
+                f"Gemm '{label}' on a rank-3 (sequence) input: rewritten as MatMul + Add "
+                "over the last axis"
+            )
+        else:
+            flat = out_name + "__mat2grad_flat"
+            flatten = helper.make_node("Flatten", [node.input[0]], [flat], name=flat, axis=1)
+            node.input[0] = flat
+            new_nodes = [flatten, node]
+            notes.append(
+                f"Gemm '{label}' applied to a rank-{rank} input (MATLAB 2018 export, invalid "
+                "ONNX): inserted Flatten(axis=1) before it"
+            )
+        nodes = list(m.graph.node)
+        nodes[k : k + 1] = new_nodes
+        del m.graph.node[:]
+        m.graph.node.extend(nodes)
+
+
+def _gemm_as_matmul(m: ModelProto, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("transA", 0):
+        raise ValueError(f"Gemm '{node.name}' on a rank-3 input with transA=1 is not supported")
+    inits = {t.name: t for t in m.graph.initializer}
+    if node.input[1] not in inits:
+        raise ValueError(f"Gemm '{node.name}' on a rank-3 input needs its weight as an initializer")
+    weight = numpy_helper.to_array(inits[node.input[1]])
+    if attrs.get("transB", 0):
+        weight = weight.T
+    weight = weight * attrs.get("alpha", 1.0)
+    base = node.output[0] + "__mat2grad"
+    m.graph.initializer.append(numpy_helper.from_array(weight.astype(weight.dtype), base + "_W"))
+    nodes = [helper.make_node("MatMul", [node.input[0], base + "_W"], [base + "_mm"], name=base)]
+    if len(node.input) > 2 and node.input[2]:
+        if node.input[2] not in inits:
+            raise ValueError(
+                f"Gemm '{node.name}' on a rank-3 input needs its bias as an initializer"
+            )
+        bias = numpy_helper.to_array(inits[node.input[2]]) * attrs.get("beta", 1.0)
+        m.graph.initializer.append(numpy_helper.from_array(bias.reshape(-1), base + "_B"))
+        nodes.append(
+            helper.make_node(
+                "Add", [base + "_mm", base + "_B"], [node.output[0]], name=base + "_add"
+            )
+        )
+    else:
+        nodes[0].output[0] = node.output[0]
+    return nodes
+
+
+def _upgrade(m: ModelProto, notes: list[str]) -> ModelProto:
+    old = default_opset(m)
+    hidden: list[str] = []
+    if old < 7:
+        for node in m.graph.node:
+            if node.op_type in _RECURRENT and node.domain in ("", "ai.onnx"):
+                node.domain = _HIDDEN_DOMAIN
+                kept = [a for a in node.attribute if a.name != "output_sequence"]
+                del node.attribute[:]
+                node.attribute.extend(kept)
+                hidden.append(node.op_type)
+        if hidden:
+            m.opset_import.append(helper.make_opsetid(_HIDDEN_DOMAIN, 1))
+    if m.ir_version < 4:
+        m.ir_version = 4
+    up = onnx.version_converter.convert_version(m, TARGET_OPSET)
+    if hidden:
+        for node in up.graph.node:
+            if node.domain == _HIDDEN_DOMAIN:
+                node.domain = ""
+        keep = [o for o in up.opset_import if o.domain != _HIDDEN_DOMAIN]
+        del up.opset_import[:]
+        up.opset_import.extend(keep)
+        notes.append(
+            f"{', '.join(sorted(set(hidden)))} (opset {old}) relabelled to version 7 "
+            "(no version adapter exists; version 7 only dropped 'output_sequence')"
+        )
+    notes.append(f"upgraded opset {old} -> {TARGET_OPSET} with onnx.version_converter")
+    return up
+
+
+def _identity_outputs(m: ModelProto) -> dict[str, str]:
+    mapping = {}
+    taken = {name for node in m.graph.node for name in node.output}
+    taken |= {v.name for v in m.graph.input} | {t.name for t in m.graph.initializer}
+    for out in m.graph.output:
+        new = out.name + _OUT_SUFFIX
+        while new in taken:
+            new += "_"
+        taken.add(new)
+        m.graph.node.append(helper.make_node("Identity", [out.name], [new], name=new))
+        mapping[out.name] = new
+        out.name = new
+    return mapping
+
+
+def _declare_output_types(m: ModelProto) -> None:
+    """Give the graph outputs the types and shapes that shape inference finds for them."""
+    inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
+    known = {vi.name: vi for vi in inferred.graph.value_info}
+    known.update({vi.name: vi for vi in inferred.graph.output})
+    for out in m.graph.output:
+        vi = known.get(out.name)
+        if vi is not None and vi.type.tensor_type.HasField("shape"):
+            out.type.CopyFrom(vi.type)
+
+
+def copy_model(model: ModelProto) -> ModelProto:
+    """A deep copy of a ModelProto."""
+    return copy.deepcopy(model)
