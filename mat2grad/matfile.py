@@ -83,8 +83,9 @@ class MatStruct:
         return name in self.fields
 
     def __repr__(self) -> str:  # keep reprs short: records hold megabytes
-        kind = self.classname or "struct"
-        return f"<{kind} with fields {', '.join(list(self.fields)[:8])}{', ...' if len(self.fields) > 8 else ''}>"
+        names = list(self.fields)
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        return f"<{self.classname or 'struct'} with fields {shown}>"
 
 
 @dataclass
@@ -228,11 +229,7 @@ def _read_with_scipy(path: Path) -> dict[str, Any]:
             f"{path}: the MAT-file cannot be read ({type(exc).__name__}: {exc}); it may be "
             "truncated or corrupt: save it again from MATLAB"
         ) from None
-    return {
-        name: _from_scipy(value)
-        for name, value in raw.items()
-        if not name.startswith("__")
-    }
+    return {name: _from_scipy(value) for name, value in raw.items() if not name.startswith("__")}
 
 
 def _is_scipy_opaque(value: Any) -> bool:
@@ -241,7 +238,9 @@ def _is_scipy_opaque(value: Any) -> bool:
 
 def _read_with_matio(path: Path, version: str) -> dict[str, Any]:
     try:
-        import matio
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # mat-io sets a deprecated pandas option
+            import matio
     except ImportError:  # pragma: no cover - a declared dependency
         raise Mat2GradError(
             f"{path}: reading this file needs the package mat-io (pip install mat-io)"
@@ -457,9 +456,7 @@ def resolve(variables: Mapping[str, Any], path: str, *, source: str = "") -> Any
             if isinstance(value, MatStruct) and arg in value.fields:
                 value = value.fields[arg]
             else:
-                have = (
-                    ", ".join(value.fields) if isinstance(value, MatStruct) else describe(value)
-                )
+                have = ", ".join(value.fields) if isinstance(value, MatStruct) else describe(value)
                 raise Mat2GradError(
                     f"{where}'{format_path(done)}' has no field '{arg}' (it holds: {have})"
                 )
@@ -596,6 +593,113 @@ def _to_savemat(value: Any) -> Any:
     if isinstance(value, int | float):
         return np.array([[float(value)]])  # never int64 in MATLAB
     return value
+
+
+# --------------------------------------------------------------------------------------
+# Sample layout: MATLAB's R x Q (one column per sample) <-> the library's batch-first (Q, R)
+# --------------------------------------------------------------------------------------
+
+SAMPLES = ("columns", "rows")
+
+
+def select_variable(
+    variables: Mapping[str, Any],
+    name: str | None,
+    *,
+    source: str,
+    role: str = "inputs",
+    option: str = "--inputs-var",
+    defaults: tuple[str, ...] = ("X", "x"),
+    exclude: tuple[str, ...] = (),
+) -> tuple[str, Any]:
+    """Pick the data variable: ``name`` if given (a MATLAB-style path), else one of
+    ``defaults``, else the only numeric matrix or cell in the file, else an error listing
+    the candidates."""
+    if name:
+        return name, resolve(variables, name, source=source)
+    for candidate in defaults:
+        if candidate in variables and candidate not in exclude:
+            return candidate, variables[candidate]
+    candidates = [
+        n
+        for n, v in variables.items()
+        if n not in exclude
+        and (
+            (isinstance(v, np.ndarray) and v.dtype.kind in "biuf" and v.size > 0)
+            or (isinstance(v, np.ndarray) and v.dtype == object)
+        )
+    ]
+    if len(candidates) == 1:
+        return candidates[0], variables[candidates[0]]
+    listed = ", ".join(f"{n} ({describe(variables[n])})" for n in candidates) or "none"
+    raise Mat2GradError(
+        f"{source}: which variable holds the {role}? No variable is named "
+        f"{' or '.join(defaults)}; candidates: {listed}. Name it with {option} NAME"
+    )
+
+
+def samples_from_matlab(
+    value: Any,
+    sizes: tuple[int, ...],
+    *,
+    samples: str = "columns",
+    what: str = "inputs",
+) -> list[np.ndarray]:
+    """MATLAB data -> one float64 ``(Q, R_j)`` array per network input.
+
+    ``value`` is an ``R x Q`` matrix (``samples='columns'``, MATLAB's convention) or ``Q x R``
+    (``samples='rows'``); for several inputs, a cell with one such matrix per input.
+    """
+    if samples not in SAMPLES:
+        raise Mat2GradError(f"samples must be 'columns' or 'rows', not '{samples}'")
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        parts = list(value.reshape(-1, order="F"))
+    else:
+        parts = [value]
+    if len(parts) != len(sizes):
+        raise Mat2GradError(
+            f"{what}: the network has {len(sizes)} inputs, so it needs a cell array with "
+            f"{len(sizes)} matrices (one per input); found {describe(value)}"
+        )
+    out = []
+    q_seen = None
+    for j, (part, size) in enumerate(zip(parts, sizes, strict=True)):
+        label = what if len(sizes) == 1 else f"{what}{{{j + 1}}}"
+        if isinstance(part, str) or not isinstance(part, np.ndarray) or part.dtype == object:
+            raise Mat2GradError(f"{label}: expected a numeric matrix, found {describe(part)}")
+        arr = as_float(part, label)
+        if arr.ndim != 2:
+            raise Mat2GradError(f"{label}: expected a 2-D matrix, found {describe(part)}")
+        rows, cols = arr.shape
+        feat = rows if samples == "columns" else cols
+        if feat != size:
+            other = "rows" if samples == "columns" else "columns"
+            hint = ""
+            alt = cols if samples == "columns" else rows
+            if alt == size:
+                flip = "rows" if samples == "columns" else "columns"
+                hint = f"; if samples are stored in {flip}, pass --samples {flip}"
+            raise Mat2GradError(
+                f"{label} has {feat} {other} but the network takes {size} "
+                f"(inputs{{{j + 1}}}.size){hint}"
+            )
+        batch = arr.T if samples == "columns" else arr
+        if batch.shape[0] == 0:
+            raise Mat2GradError(f"{label}: no samples (the matrix is {rows}x{cols})")
+        if q_seen is not None and batch.shape[0] != q_seen:
+            raise Mat2GradError(
+                f"{what}: every input needs the same number of samples; found {q_seen} and "
+                f"{batch.shape[0]}"
+            )
+        q_seen = batch.shape[0]
+        out.append(np.ascontiguousarray(batch))
+    return out
+
+
+def samples_to_matlab(batch: np.ndarray, samples: str = "columns") -> np.ndarray:
+    """A batch-first ``(Q, S)`` array -> MATLAB ``S x Q`` (or ``Q x S`` for 'rows')."""
+    batch = np.asarray(batch, dtype=np.float64)
+    return np.ascontiguousarray(batch.T) if samples == "columns" else np.ascontiguousarray(batch)
 
 
 # ======================================================================================

@@ -1,0 +1,238 @@
+"""``NetworkSpec`` -> :class:`ShallowNetwork`, a plain ``nn.Module`` that simulates like
+MATLAB's ``sim(net, X)``.
+
+NOTE: [Simulation semantics] (DESIGN.md section 4, verified against MATLAB's saved outputs)
+    * inputs are processed in ``processFcns`` order; outputs are reverse-processed in
+      reverse order;
+    * layer i: ``a_i = transferFcn_i(netInputFcn_i(weightFcn(IW{i,j}, p_j) for connected
+      inputs j, weightFcn(LW{i,k}, a_k) for connected layers k, b_i))``, the weighted inputs
+      in that order (inputs, then layers, then the bias);
+    * layers run in topological order of the zero-delay connections.
+
+Tensors are batch-first with features last: an input is ``(..., R)``, an output ``(..., S)``.
+The same forward serves a batch ``(Q, R)``, a single sample ``(R,)``, and ``torch.func.vmap``;
+nothing is updated in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import Mat2GradError
+from .functions import NET_INPUT, PROCESSING, TRANSFER, WEIGHT
+from .record import NetworkSpec, ProcessStep
+
+__all__ = ["ShallowNetwork", "ProcessingChain"]
+
+
+class ProcessingChain(nn.Module):
+    """The processing functions of one input or output, as buffers (they move with
+    ``.to(dtype)`` and are not weights)."""
+
+    def __init__(self, steps: Sequence[ProcessStep], dtype: torch.dtype):
+        super().__init__()
+        self.steps = tuple(steps)
+        for k, step in enumerate(self.steps):
+            for name, value in step.settings.items():
+                if np.issubdtype(value.dtype, np.integer):
+                    tensor = torch.as_tensor(value, dtype=torch.int64)
+                else:
+                    tensor = torch.as_tensor(value, dtype=dtype)
+                self.register_buffer(f"s{k}_{name}", tensor)
+
+    def _settings(self, k: int) -> dict[str, Tensor]:
+        prefix = f"s{k}_"
+        return {
+            name[len(prefix) :]: buf
+            for name, buf in self.named_buffers(recurse=False)
+            if name.startswith(prefix)
+        }
+
+    def apply(self, x: Tensor) -> Tensor:
+        for k, step in enumerate(self.steps):
+            x = PROCESSING[step.fcn].apply(x, self._settings(k))
+        return x
+
+    def reverse(self, y: Tensor) -> Tensor:
+        for k in reversed(range(len(self.steps))):
+            y = PROCESSING[self.steps[k].fcn].reverse(y, self._settings(k))
+        return y
+
+    def extra_repr(self) -> str:
+        return " -> ".join(f"{s.fcn}({s.in_size}->{s.out_size})" for s in self.steps) or "none"
+
+
+class ShallowNetwork(nn.Module):
+    """A MATLAB shallow network as a PyTorch module.
+
+    ``forward(*x)`` takes one tensor per network input, ``(Q, R_j)`` in raw (unprocessed)
+    units, and returns ``(Q, S_k)`` raw outputs: one tensor for one output, else a tuple in
+    MATLAB's output order. Weights are parameters named like MATLAB's cells:
+    ``IW.1_1``, ``LW.2_1``, ``b.1`` (1-based), with ``requires_grad=False`` by default.
+
+    Example:
+        >>> net = mat2grad.load("net.mat")          # doctest: +SKIP
+        >>> y = net(torch.rand(100, net.input_sizes[0], dtype=torch.float64))
+        >>> assert y.shape == (100, net.output_sizes[0])
+    """
+
+    def __init__(self, spec: NetworkSpec, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        if dtype not in (torch.float64, torch.float32):
+            raise Mat2GradError(f"dtype must be torch.float64 or torch.float32, not {dtype}")
+        self.spec = spec
+        self.IW = nn.ParameterDict(
+            {f"{w.to}_{w.source}": _param(w.value, dtype) for w in spec.input_weights}
+        )
+        self.LW = nn.ParameterDict(
+            {f"{w.to}_{w.source}": _param(w.value, dtype) for w in spec.layer_weights}
+        )
+        self.b = nn.ParameterDict(
+            {str(i + 1): _param(b, dtype) for i, b in enumerate(spec.biases) if b is not None}
+        )
+        self.input_processing = nn.ModuleList(ProcessingChain(i.steps, dtype) for i in spec.inputs)
+        self.output_processing = nn.ModuleList(
+            ProcessingChain(o.steps, dtype) for o in spec.outputs
+        )
+        self.input_sizes = tuple(i.size for i in spec.inputs)
+        self.output_sizes = tuple(o.size for o in spec.outputs)
+        self.input_shapes = tuple((n,) for n in self.input_sizes)
+        self.output_shapes = tuple((n,) for n in self.output_sizes)
+        self.input_names = _names([i.name for i in spec.inputs], "input")
+        self.output_names = _names([o.name for o in spec.outputs], "output")
+        self.zero_derivative = spec.zero_derivative
+        self.not_differentiable: str | None = None
+        # Per layer: the weights feeding it, inputs first then layers (MATLAB's order).
+        self._incoming = {
+            layer.index: [w for w in spec.input_weights if w.to == layer.index]
+            + [w for w in spec.layer_weights if w.to == layer.index]
+            for layer in spec.layers
+        }
+        self.eval()
+
+    # ----------------------------------------------------------------------------------
+    def forward(self, *x: Tensor) -> Tensor | tuple[Tensor, ...]:
+        spec = self.spec
+        if spec.is_dynamic:
+            raise Mat2GradError(
+                f"{spec.where} is a dynamic network (tapped delays or feedback: "
+                f"{_delay_summary(spec)}); it loads and `mat2grad info` describes it, but "
+                "evaluating dynamic networks is not supported yet"
+            )
+        if len(x) != len(spec.inputs):
+            raise Mat2GradError(
+                f"{spec.where} has {len(spec.inputs)} input(s), but {len(x)} were given"
+            )
+        for j, (xj, size) in enumerate(zip(x, self.input_sizes, strict=True)):
+            if not isinstance(xj, Tensor):
+                raise Mat2GradError(
+                    f"input {j + 1}: expected a torch.Tensor, found {type(xj).__name__}"
+                )
+            if xj.ndim == 0 or xj.shape[-1] != size:
+                raise Mat2GradError(
+                    f"{spec.where}: input {j + 1} has shape {tuple(xj.shape)} but the network "
+                    f"takes {size} features (inputs{{{j + 1}}}.size); pass (Q, {size})"
+                )
+        p = [chain.apply(xj) for chain, xj in zip(self.input_processing, x, strict=True)]
+        a = self._layers(p, batch_shape=x[0].shape[:-1])
+        out = tuple(
+            chain.reverse(a[o.layer])
+            for chain, o in zip(self.output_processing, spec.outputs, strict=True)
+        )
+        return out[0] if len(out) == 1 else out
+
+    def _layers(self, p: list[Tensor], batch_shape: torch.Size) -> dict[int, Tensor]:
+        """Layer activations (processed units) for processed inputs ``p``."""
+        spec = self.spec
+        a: dict[int, Tensor] = {}
+        for i in spec.order:
+            layer = spec.layers[i - 1]
+            zs = []
+            for w in self._incoming[i]:
+                weights = (self.IW if w.kind == "IW" else self.LW)[f"{w.to}_{w.source}"]
+                source = p[w.source - 1] if w.kind == "IW" else a[w.source]
+                zs.append(WEIGHT[w.fcn](weights, source))
+            if str(i) in self.b:
+                zs.append(self.b[str(i)].expand(*batch_shape, layer.size))
+            if not zs:
+                raise Mat2GradError(f"{spec.where}, layer {i}: the layer has no inputs and no bias")
+            a[i] = TRANSFER[layer.transfer].apply(NET_INPUT[layer.net_input](zs))
+        return a
+
+    # ----------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"ShallowNetwork({describe_spec(self.spec)})"
+
+
+def describe_spec(spec: NetworkSpec, indent: str = "  ") -> str:
+    """A readable multi-line description (used by ``repr`` and ``mat2grad info``)."""
+    lines = [f"'{spec.path}'" + (f" from {spec.source}" if spec.source else "")]
+    lines.append(
+        f"{indent}name: {spec.name or '-'}; format version {spec.version or '?'}; "
+        f"performance {spec.perform_fcn or '-'}; training {spec.train_fcn or '-'}"
+    )
+    sizes = " -> ".join(
+        f"[{layer.size} {layer.transfer}]" for layer in (spec.layers[i - 1] for i in spec.order)
+    )
+    ins = "+".join(str(i.size) for i in spec.inputs)
+    outs = "+".join(str(o.size) for o in spec.outputs)
+    lines.append(f"{indent}{ins} -> {sizes} -> {outs}")
+    for inp in spec.inputs:
+        proc = ", ".join(s.fcn for s in inp.steps) or "none"
+        fb = f"; feedback of layer {inp.feedback_output}" if inp.feedback_output else ""
+        lines.append(
+            f"{indent}input {inp.index} '{inp.name}': {inp.size} rows -> {inp.processed_size} "
+            f"after processing ({proc}){fb}"
+        )
+    for layer in spec.layers:
+        extra = "" if layer.net_input == "netsum" else f", {layer.net_input}"
+        feeds = ", ".join(
+            f"{w.label} {w.fcn}" + (f" delays {list(w.delays)}" if w.delays != (0,) else "")
+            for w in spec.weights
+            if w.to == layer.index
+        )
+        bias = " + b" if spec.biases[layer.index - 1] is not None else ""
+        lines.append(
+            f"{indent}layer {layer.index} '{layer.name}': {layer.size} {layer.transfer}{extra} "
+            f"<- {feeds or 'nothing'}{bias}"
+        )
+    for out in spec.outputs:
+        proc = ", ".join(s.fcn for s in reversed(out.steps)) or "none"
+        fb = f"; feedback {out.feedback_mode}" if out.feedback_mode != "none" else ""
+        lines.append(
+            f"{indent}output {out.layer} '{out.name}': layer {out.layer} ({out.processed_size} "
+            f"rows) -> {out.size} rows after reverse processing ({proc}){fb}"
+        )
+    if spec.is_dynamic:
+        lines.append(f"{indent}dynamic: {_delay_summary(spec)}")
+    if spec.zero_derivative:
+        lines.append(
+            f"{indent}note: zero derivative almost everywhere in {', '.join(spec.zero_derivative)}"
+        )
+    return "\n".join(lines)
+
+
+def _delay_summary(spec: NetworkSpec) -> str:
+    parts = [f"{w.label} delays {list(w.delays)}" for w in spec.weights if w.delays != (0,)]
+    parts += [
+        f"output {o.layer} feedback {o.feedback_mode}"
+        for o in spec.outputs
+        if o.feedback_mode != "none"
+    ]
+    return "; ".join(parts)
+
+
+def _param(value: np.ndarray, dtype: torch.dtype) -> nn.Parameter:
+    return nn.Parameter(
+        torch.as_tensor(np.ascontiguousarray(value), dtype=dtype), requires_grad=False
+    )
+
+
+def _names(names: list[str], kind: str) -> tuple[str, ...]:
+    if all(names) and len(set(names)) == len(names):
+        return tuple(names)
+    return tuple(f"{kind}{k + 1}" for k in range(len(names)))

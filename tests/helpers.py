@@ -1,0 +1,59 @@
+"""Shared test helpers: the real-file corpus (read from ../shared/corpus, never copied into
+the repo), the committed fixtures, and the tolerances used everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+CORPUS = (ROOT / ".." / "shared" / "corpus").resolve()
+HAVE_CORPUS = (CORPUS / "MANIFEST.toml").is_file()
+
+requires_corpus = pytest.mark.skipif(
+    not HAVE_CORPUS,
+    reason=f"the real-file corpus is not here ({CORPUS}); it sits beside the repository "
+    "in the project's workspace and is not distributed with it",
+)
+
+
+def corpus_cases(prefix: str, having: tuple[str, ...] = ()) -> list:
+    """MANIFEST.toml [[case]] entries whose file starts with ``prefix`` (e.g. 'shallow/')
+    and that have every key in ``having``, as pytest params with readable ids; one skipped
+    param when the corpus is absent."""
+    if not HAVE_CORPUS:
+        return [pytest.param(None, marks=requires_corpus, id="no-corpus")]
+    with open(CORPUS / "MANIFEST.toml", "rb") as fh:
+        cases = tomllib.load(fh)["case"]
+    return [
+        pytest.param(c, id=f"{Path(c['file']).stem}:{c.get('network', '')}")
+        for c in cases
+        if c["file"].startswith(prefix) and all(k in c for k in having)
+    ]
+
+
+# Tolerances, in one place -----------------------------------------------------------
+
+#: forward outputs vs MATLAB's own saved outputs (float64)
+FORWARD_RTOL = 1e-12
+
+
+def max_rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max |a - e| / max |e| over finite entries (NaNs must coincide)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    nan_a, nan_e = np.isnan(actual), np.isnan(expected)
+    assert np.array_equal(nan_a, nan_e), "NaN positions differ"
+    scale = np.max(np.abs(expected[~nan_e]), initial=0.0)
+    diff = np.max(np.abs(actual[~nan_a] - expected[~nan_e]), initial=0.0)
+    return diff / scale if scale > 0 else diff
+
+
+def assert_close(actual, expected, rtol: float, what: str = "") -> None:
+    err = max_rel_err(actual, expected)
+    assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:.1e}"

@@ -1,0 +1,184 @@
+"""The MAT-file boundary: reading every format into the neutral tree, MATLAB-style paths,
+sample layouts, and atomic writes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import scipy.io
+
+import mat2grad
+from mat2grad import Mat2GradError, matfile
+from mat2grad.matfile import MatStruct, Opaque
+from tests.helpers import CORPUS, corpus_cases, requires_corpus
+
+
+@pytest.mark.parametrize("case", corpus_cases("shallow/"))
+def test_every_corpus_network_is_found_at_its_path(case):
+    found = mat2grad.find_networks(CORPUS / case["file"])
+    paths = [f.path for f in found]
+    assert case["network"] in paths
+    assert all(f.spec is not None for f in found), [f.error for f in found]
+
+
+@requires_corpus
+def test_java_neighbours_do_not_break_the_scan():
+    variables = matfile.read_mat(CORPUS / "shallow/abj247_nntool_state.mat")
+    opaque = [p for p, v in matfile.walk(variables) if isinstance(v, Opaque)]
+    assert any("java" in variables[p].classname for p in opaque if p in variables)
+    net = matfile.resolve(variables, "STATE.network.values{1}")
+    assert isinstance(net, MatStruct) and net.classname == "network"
+
+
+@requires_corpus
+def test_mcos_object_is_decoded_with_mat_io():
+    variables = matfile.read_mat(CORPUS / "shallow/sudoarash_mcos_v9.mat")
+    assert "net" in variables and "None" not in variables
+    assert variables["net"].classname == "network"
+    assert matfile.as_text(variables["net"]["any"]["version"]) == "9"
+
+
+@requires_corpus
+def test_compact_integer_storage_is_cast_on_use():
+    variables = matfile.read_mat(CORPUS / "shallow/saniavn_net1_v7.mat")
+    example = matfile.resolve(variables, "net1.inputs{1}.exampleInput")
+    assert example.dtype == np.uint8  # kept compact in the tree (340 x 63159)
+    assert matfile.as_float(example[:, :3]).dtype == np.float64
+
+
+def test_paths_address_fields_cells_and_struct_arrays():
+    inner = MatStruct({"v": np.array([[7.0]])})
+    arr = np.empty((1, 2), dtype=object)
+    arr[0, 0], arr[0, 1] = np.array([[1.0]]), inner
+    sa = matfile.MatStructArray(
+        np.array([[MatStruct({"k": 1}), MatStruct({"k": 2})]], dtype=object)
+    )
+    variables = {"S": MatStruct({"c": arr, "a": sa})}
+    assert matfile.resolve(variables, "S.c{2}.v")[0, 0] == 7.0
+    assert matfile.resolve(variables, "S.c{1,2}.v")[0, 0] == 7.0
+    assert matfile.resolve(variables, "S.a(2).k") == 2
+    assert matfile.parse_path("STATE.network.values{1}") == [
+        ("field", "STATE"),
+        ("field", "network"),
+        ("field", "values"),
+        ("cell", (1,)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("T", "no variable 'T' \\(variables: S\\)"),
+        ("S.zz", "'S' has no field 'zz' \\(it holds: c\\)"),
+        ("S.c{3}", "has size 1x1; index \\(3,\\) is out of range"),
+        ("S{1}", "cannot index it with \\{\\}"),
+        ("S.c{0}", "indices start at 1"),
+        ("3abc", "not a MATLAB-style path"),
+    ],
+)
+def test_bad_paths_say_what_exists(path, message):
+    arr = np.empty((1, 1), dtype=object)
+    arr[0, 0] = np.array([[1.0]])
+    with pytest.raises(Mat2GradError, match=message):
+        matfile.resolve({"S": MatStruct({"c": arr})}, path, source="f.mat")
+
+
+def test_not_a_mat_file(tmp_path):
+    bad = tmp_path / "notes.mat"
+    bad.write_text("hello, this is not MATLAB\n" * 20)
+    with pytest.raises(Mat2GradError, match="not a MATLAB MAT-file"):
+        matfile.read_mat(bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(Mat2GradError, match="no such file"):
+        matfile.read_mat(tmp_path / "nope.mat")
+
+
+@requires_corpus
+def test_truncated_file(tmp_path):
+    data = (CORPUS / "shallow/abj247_ann.mat").read_bytes()
+    cut = tmp_path / "cut.mat"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Mat2GradError, match="truncated or corrupt"):
+        matfile.read_mat(cut)
+
+
+def test_write_round_trip(tmp_path):
+    out = tmp_path / "r.mat"
+    cell = [np.arange(6.0).reshape(2, 3), np.ones((1, 1))]
+    matfile.write_mat(out, {"Y": np.arange(4.0).reshape(2, 2), "C": cell, "n": 3})
+    back = scipy.io.loadmat(out)
+    np.testing.assert_array_equal(back["Y"], [[0, 1], [2, 3]])
+    assert back["C"].shape == (1, 2)
+    np.testing.assert_array_equal(back["C"][0, 0], cell[0])
+    assert back["n"].dtype == np.float64  # never int64 in MATLAB
+
+
+def test_failed_write_leaves_the_old_file_and_no_temporaries(tmp_path):
+    out = tmp_path / "r.mat"
+    matfile.write_mat(out, {"Y": np.ones((2, 2))})
+    before = out.read_bytes()
+    with pytest.raises(Mat2GradError, match="could not write"):
+        matfile.write_mat(out, {"Y": np.ones((2, 2)), "Z": object()})
+    assert out.read_bytes() == before
+    assert os.listdir(tmp_path) == ["r.mat"]
+
+
+def test_invalid_variable_names_are_rejected(tmp_path):
+    with pytest.raises(Mat2GradError, match="not a valid MATLAB variable name"):
+        matfile.write_mat(tmp_path / "r.mat", {"_x": np.ones(1)})
+    assert not (tmp_path / "r.mat").exists()
+
+
+class TestSamples:
+    def test_columns_and_rows(self):
+        x = np.arange(6.0).reshape(2, 3)  # R=2, Q=3
+        (cols,) = matfile.samples_from_matlab(x, (2,))
+        (rows,) = matfile.samples_from_matlab(x.T, (2,), samples="rows")
+        np.testing.assert_array_equal(cols, x.T)
+        np.testing.assert_array_equal(rows, x.T)
+        np.testing.assert_array_equal(matfile.samples_to_matlab(cols), x)
+
+    def test_wrong_rows_suggest_the_transpose(self):
+        with pytest.raises(
+            Mat2GradError, match="has 3 rows but the network takes 2.*--samples rows"
+        ):
+            matfile.samples_from_matlab(np.zeros((3, 2)), (2,), what="X")
+
+    def test_wrong_rows_without_a_fitting_transpose(self):
+        with pytest.raises(
+            Mat2GradError, match="has 3 rows but the network takes 4 \\(inputs\\{1\\}.size\\)$"
+        ):
+            matfile.samples_from_matlab(np.zeros((3, 2)), (4,), what="X")
+
+    def test_several_inputs_take_a_cell(self):
+        cell = np.empty((2, 1), dtype=object)
+        cell[0, 0], cell[1, 0] = np.zeros((2, 5)), np.ones((3, 5))
+        a, b = matfile.samples_from_matlab(cell, (2, 3))
+        assert a.shape == (5, 2) and b.shape == (5, 3)
+        with pytest.raises(Mat2GradError, match="needs a cell array with 2 matrices"):
+            matfile.samples_from_matlab(np.zeros((2, 5)), (2, 3))
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            ("abc", "expected a numeric matrix, found char"),
+            (np.zeros((2, 0)), "no samples"),
+            (np.zeros((2, 3), dtype=complex), "complex values are not supported"),
+        ],
+    )
+    def test_bad_data(self, value, message):
+        with pytest.raises(Mat2GradError, match=message):
+            matfile.samples_from_matlab(value, (2,))
+
+    def test_default_variable_selection(self):
+        variables = {"net": MatStruct({}), "data": np.zeros((2, 3))}
+        assert matfile.select_variable(variables, None, source="f")[0] == "data"
+        variables["other"] = np.ones((2, 2))
+        with pytest.raises(Mat2GradError, match="candidates: data \\(a 2x3 double array\\), other"):
+            matfile.select_variable(variables, None, source="f")
+        variables["X"] = np.ones((1, 1))
+        assert matfile.select_variable(variables, None, source="f")[0] == "X"
