@@ -36,7 +36,7 @@ from .model import OnnxNetwork
 from .normalize import MATLAB_PRODUCER, Normalized, default_opset, normalize
 from .reader import elem_type_name, operator_counts, read_model, scan
 
-__all__ = ["load_onnx", "describe_onnx"]
+__all__ = ["load_onnx", "describe_onnx", "convert_model"]
 
 
 def load_onnx(
@@ -76,19 +76,13 @@ def load_onnx(
     if dtype not in (torch.float32, torch.float64):
         raise Mat2GradError(f"{path}: dtype must be torch.float64 or torch.float32, got {dtype}")
     model = read_model(path)
-    scan(model, path, torchvision_problem())
-    norm = _normalise(model, path)
+    gm, norm, fixed = convert_model(model, path, dtype)
     infos = graph_inputs(norm.model)
     for info in infos:
         if info.batch_axis < 0:
             raise Mat2GradError(
                 f"{path}: input '{info.name}' is a scalar (rank 0); mat2grad needs a batch axis"
             )
-    gm, fixed = _convert(norm, path)
-    gm.eval()
-    gm.to(dtype)
-    for param in gm.parameters():
-        param.requires_grad_(False)
 
     out_names = [o.name for o in model.graph.output]
     out_axes, out_shapes = _output_axes(gm, infos, dtype, out_names, path)
@@ -134,6 +128,28 @@ def load_onnx(
     return net
 
 
+def convert_model(
+    model: onnx.ModelProto, source: Any, dtype: torch.dtype = torch.float64
+) -> tuple[fx.GraphModule, Normalized, list[str]]:
+    """The conversion steps of :func:`load_onnx`, without the per-sample wrapper.
+
+    scan -> normalise -> strict checker -> onnx2torch (+ mat2grad's converters) -> fixes ->
+    eval mode, ``dtype``, frozen weights. The returned ``fx.GraphModule`` takes and returns
+    tensors exactly as the (normalised) graph declares them, batch axes included.
+
+    Returns:
+        ``(graph_module, normalised, fixes_applied)``.
+    """
+    scan(model, source, torchvision_problem())
+    norm = _normalise(model, source)
+    gm, fixed = _convert(norm, source)
+    gm.eval()
+    gm.to(dtype)
+    for param in gm.parameters():
+        param.requires_grad_(False)
+    return gm, norm, fixed
+
+
 def _normalise(model: onnx.ModelProto, path: Any) -> Normalized:
     try:
         norm = normalize(model)
@@ -175,7 +191,7 @@ def _convert(norm: Normalized, path: Any) -> tuple[fx.GraphModule, list[str]]:
             f"{path}: onnx2torch could not convert the graph: {type(exc).__name__}: "
             f"{_first_line(exc)}"
         ) from None
-    return gm, apply_fixes(gm)
+    return gm, apply_fixes(gm, norm.model, default_opset(norm.model))
 
 
 def _first_line(exc: BaseException) -> str:

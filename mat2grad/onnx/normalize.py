@@ -10,9 +10,10 @@ checked with ``onnx.checker.check_model(full_check=True)`` by the caller.
 3. **Declared output shapes and value_info are dropped**: old exporters declare wrong ones
    (MATLAB 18.2 declares ``[1,3,1,1]`` for a ``[1,3]`` Gemm result), and strict shape
    inference would reject the graph for them. Shapes are re-inferred from the inputs.
-4. **Dropout becomes Identity**: mat2grad evaluates trained networks, and ONNX's inference
-   semantics of Dropout is the identity (onnx2torch would otherwise build ``nn.Dropout``,
-   random in training mode).
+4. **Dropout becomes Identity** (its mask output, where used, a constant all-true tensor):
+   mat2grad evaluates trained networks, and ONNX's inference semantics of Dropout is the
+   identity (onnx2torch would otherwise build ``nn.Dropout``, random in training mode). A
+   Dropout whose ``training_mode`` input is true, or not a constant, is refused.
 5. **Gemm on a tensor of rank > 2 (opset < 7, MATLAB's 2018 exporter)**. MATLAB 18.2 applied
    ``Gemm`` straight to the ``[N,C,H,W]`` output of its input layer -- invalid ONNX that
    onnxruntime and ``onnx.checker`` reject, yet it is the file those users have. Old ONNX
@@ -27,10 +28,24 @@ checked with ``onnx.checker.check_model(full_check=True)`` by the caller.
    Dropout-7, ...). ``LSTM``/``GRU``/``RNN`` before opset 7 have no version adapter; they are
    set aside during the upgrade and put back as version 7 (which only dropped the
    ``output_sequence`` attribute: Y is computed either way).
-7. **Every graph output gets its own Identity node**. onnx2torch returns the *whole tuple*
-   of a multi-output node when one of its outputs is a graph output (LSTM ``Y_h``), merges
-   graph outputs that come from the same node, and cannot return a graph input or an
-   initializer as an output. An Identity per output gives it one single-output node each.
+7. **Unused optional outputs get names** (LSTM ``Y`` left empty when only ``Y_h`` is used):
+   onnx2torch files the empty name ``""`` as an output of that node, so an empty optional
+   *input* elsewhere (``sequence_lens``) is then taken for that node's output.
+8. **Omitted Clip bounds become constants** (``-inf``/``+inf``, or the integer type's
+   limits): onnx2torch's Clip converter looks the empty name up as a constant and fails
+   (``torch.clamp(x, min=0)`` exports exactly that).
+9. **``auto_pad`` SAME_UPPER / SAME_LOWER / VALID become explicit ``pads``** on Conv, MaxPool
+   and AveragePool (onnx2torch implements only explicit padding; TensorFlow/Keras exports use
+   ``auto_pad``), from the statically inferred input shape, with ONNX's formula: total
+   padding ``max(0, (ceil(in/stride) - 1) * stride + (kernel - 1) * dilation + 1 - in)``,
+   the odd element at the end (UPPER) or the beginning (LOWER).
+10. **Every graph output gets its own Identity node**. onnx2torch returns the *whole tuple*
+    of a multi-output node when one of its outputs is a graph output (LSTM ``Y_h``), merges
+    graph outputs that come from the same node, and cannot return a graph input or an
+    initializer as an output. An Identity per output gives it one single-output node each.
+
+A ``MaxPool`` whose ``Indices`` output is used is refused (integer indices, and onnx2torch
+does not produce them).
 """
 
 from __future__ import annotations
@@ -38,6 +53,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnx
 import onnx.version_converter
 from onnx import ModelProto, helper, numpy_helper
@@ -96,10 +112,14 @@ def normalize(model: ModelProto) -> Normalized:
         out.type.tensor_type.ClearField("shape")
     del m.graph.value_info[:]
     _dropout_to_identity(m, notes)
+    _refuse_maxpool_indices(m)
     if default_opset(m) < 7:
         _fix_gemm_rank(m, notes)
+    _name_unused_outputs(m)
     if default_opset(m) < TARGET_OPSET:
         m = _upgrade(m, notes)
+    _fill_clip_bounds(m, notes)
+    _explicit_auto_pad(m, notes)
     outputs = _identity_outputs(m)
     _declare_output_types(m)
     min_ir = helper.find_min_ir_version_for(list(m.opset_import), ignore_unknown=True)
@@ -118,20 +138,50 @@ def _drop_initializer_inputs(m: ModelProto, notes: list[str]) -> None:
         notes.append(f"removed {dropped} initializers from the graph inputs (IR < 4 convention)")
 
 
+def _constant_value(m: ModelProto, name: str):
+    """The value of an initializer or Constant output, else None."""
+    for init in m.graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    for node in m.graph.node:
+        if node.op_type == "Constant" and name in node.output:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+                return helper.get_attribute_value(attr)
+    return None
+
+
 def _dropout_to_identity(m: ModelProto, notes: list[str]) -> None:
     used = {name for node in m.graph.node for name in node.input}
     used |= {o.name for o in m.graph.output}
     count = 0
+    extra: list[onnx.NodeProto] = []
     for node in m.graph.node:
         if node.op_type != "Dropout" or node.domain not in ("", "ai.onnx"):
             continue
+        label = node.name or node.output[0]
+        if len(node.input) > 2 and node.input[2]:
+            training = _constant_value(m, node.input[2])
+            if training is None or bool(training):
+                raise ValueError(
+                    f"Dropout '{label}' runs in training mode (its training_mode input is "
+                    f"{'true' if training is not None else 'not a constant'}); mat2grad "
+                    "evaluates trained networks, where Dropout is the identity"
+                )
+        data, out = node.input[0], node.output[0]
         if len(node.output) > 1 and node.output[1] and node.output[1] in used:
-            raise ValueError(
-                f"Dropout node '{node.name}' has its mask output '{node.output[1]}' used by "
-                "the graph; only inference-mode Dropout (identity) is supported"
-            )
-        data = node.input[0]
-        out = node.output[0]
+            shape = f"{label}__mat2grad_shape"
+            extra += [
+                helper.make_node("Shape", [data], [shape], name=shape),
+                helper.make_node(
+                    "ConstantOfShape",
+                    [shape],
+                    [node.output[1]],
+                    name=f"{label}__mat2grad_mask",
+                    value=helper.make_tensor("value", onnx.TensorProto.BOOL, [1], [True]),
+                ),
+            ]
         node.ClearField("attribute")
         del node.input[:]
         del node.output[:]
@@ -140,7 +190,149 @@ def _dropout_to_identity(m: ModelProto, notes: list[str]) -> None:
         node.op_type = "Identity"
         count += 1
     if count:
+        m.graph.node.extend(extra)
+        _topological_sort(m)
         notes.append(f"replaced {count} Dropout node(s) by Identity (inference semantics)")
+
+
+def _topological_sort(m: ModelProto) -> None:
+    """Order nodes so that every input is produced before it is used (stable)."""
+    ready = {v.name for v in m.graph.input} | {t.name for t in m.graph.initializer} | {""}
+    pending = list(m.graph.node)
+    ordered = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            ordered += rest  # a cycle or an undefined input: leave it to the checker
+            break
+        pending = rest
+    del m.graph.node[:]
+    m.graph.node.extend(ordered)
+
+
+def _refuse_maxpool_indices(m: ModelProto) -> None:
+    used = {name for node in m.graph.node for name in node.input}
+    used |= {o.name for o in m.graph.output}
+    for node in m.graph.node:
+        if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1] in used:
+            raise ValueError(
+                f"MaxPool '{node.name or node.output[0]}' returns its Indices output "
+                f"'{node.output[1]}' (integer positions of the maxima), which mat2grad does "
+                "not support"
+            )
+
+
+def _elem_types(m: ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
+    types = {}
+    for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        types[vi.name] = vi.type.tensor_type.elem_type
+    for init in m.graph.initializer:
+        types[init.name] = init.data_type
+    return types
+
+
+def _fill_clip_bounds(m: ModelProto, notes: list[str]) -> None:
+    clips = [n for n in m.graph.node if n.op_type == "Clip" and len(n.input) > 1]
+    clips = [n for n in clips if any(not name for name in n.input[1:])]
+    if not clips:
+        return
+    types = _elem_types(m)
+    for node in clips:
+        elem = types.get(node.input[0], onnx.TensorProto.FLOAT)
+        dtype = helper.tensor_dtype_to_np_dtype(elem)
+        info = np.finfo(dtype) if np.issubdtype(dtype, np.floating) else np.iinfo(dtype)
+        low = -np.inf if np.issubdtype(dtype, np.floating) else info.min
+        high = np.inf if np.issubdtype(dtype, np.floating) else info.max
+        for k, bound in ((1, low), (2, high)):
+            if k < len(node.input) and not node.input[k]:
+                name = f"{node.name or node.output[0]}__mat2grad_bound{k}"
+                m.graph.initializer.append(numpy_helper.from_array(np.array(bound, dtype), name))
+                node.input[k] = name
+    notes.append(f"filled omitted bounds of {len(clips)} Clip node(s)")
+
+
+def _shapes(m: ModelProto) -> dict[str, list[int | None]]:
+    inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
+    shapes = {}
+    for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape"):
+            shapes[vi.name] = [
+                d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim
+            ]
+    for init in m.graph.initializer:
+        shapes[init.name] = list(init.dims)
+    return shapes
+
+
+def _explicit_auto_pad(m: ModelProto, notes: list[str]) -> None:
+    ops = ("Conv", "MaxPool", "AveragePool", "LpPool")
+    todo = []
+    for node in m.graph.node:
+        if node.op_type not in ops:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        mode = attrs.get("auto_pad", b"NOTSET")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode != "NOTSET":
+            todo.append((node, attrs, mode))
+    if not todo:
+        return
+    shapes = _shapes(m)
+    for node, attrs, mode in todo:
+        dims = shapes.get(node.input[0])
+        kernel = attrs.get("kernel_shape")
+        if kernel is None and node.op_type == "Conv" and node.input[1] in shapes:
+            kernel = shapes[node.input[1]][2:]
+        if dims is None or kernel is None or any(d is None for d in dims[2:]):
+            continue  # unknown spatial size: onnx2torch then reports auto_pad unsupported
+        rank = len(dims) - 2
+        strides = attrs.get("strides", [1] * rank)
+        dilations = attrs.get("dilations", [1] * rank)
+        begin, end = [], []
+        for size, k, s, d in zip(dims[2:], kernel, strides, dilations, strict=True):
+            if mode == "VALID":
+                total = 0
+            else:
+                out = -(-size // s)
+                total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+            small, large = total // 2, total - total // 2
+            begin.append(small if mode != "SAME_LOWER" else large)
+            end.append(large if mode != "SAME_LOWER" else small)
+        kept = [a for a in node.attribute if a.name not in ("auto_pad", "pads")]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        node.attribute.append(helper.make_attribute("pads", begin + end))
+        notes.append(
+            f"{node.op_type} '{node.name or node.output[0]}': auto_pad {mode} written as "
+            f"pads {begin + end}"
+        )
+
+
+def _name_unused_outputs(m: ModelProto) -> None:
+    """Drop trailing unused optional outputs and name the others (see the docstring, 8)."""
+    taken = {name for node in m.graph.node for name in (*node.input, *node.output)}
+    for node in m.graph.node:
+        outs = list(node.output)
+        while outs and not outs[-1]:
+            outs.pop()
+        for k, name in enumerate(outs):
+            if not name:
+                new = f"{node.name or node.op_type}__mat2grad_unused_{k}"
+                while new in taken:
+                    new += "_"
+                taken.add(new)
+                outs[k] = new
+        if outs != list(node.output):
+            del node.output[:]
+            node.output.extend(outs)
 
 
 def _ranks(m: ModelProto) -> dict[str, int]:
@@ -211,9 +403,14 @@ def _gemm_as_matmul(m: ModelProto, node: onnx.NodeProto) -> list[onnx.NodeProto]
             )
         bias = numpy_helper.to_array(inits[node.input[2]]) * attrs.get("beta", 1.0)
         m.graph.initializer.append(numpy_helper.from_array(bias.reshape(-1), base + "_B"))
+        # opset < 7: broadcasting needs broadcast=1 (the version converter then drops it)
         nodes.append(
             helper.make_node(
-                "Add", [base + "_mm", base + "_B"], [node.output[0]], name=base + "_add"
+                "Add",
+                [base + "_mm", base + "_B"],
+                [node.output[0]],
+                name=base + "_add",
+                broadcast=1,
             )
         )
     else:
@@ -225,6 +422,10 @@ def _upgrade(m: ModelProto, notes: list[str]) -> ModelProto:
     old = default_opset(m)
     hidden: list[str] = []
     if old < 7:
+        # the version converter needs the shapes below a hidden node: declare its outputs'
+        known = onnx.shape_inference.infer_shapes(m, strict_mode=False).graph.value_info
+        hidden_outputs = {o for n in m.graph.node if n.op_type in _RECURRENT for o in n.output if o}
+        m.graph.value_info.extend(vi for vi in known if vi.name in hidden_outputs)
         for node in m.graph.node:
             if node.op_type in _RECURRENT and node.domain in ("", "ai.onnx"):
                 node.domain = _HIDDEN_DOMAIN
@@ -237,6 +438,7 @@ def _upgrade(m: ModelProto, notes: list[str]) -> ModelProto:
     if m.ir_version < 4:
         m.ir_version = 4
     up = onnx.version_converter.convert_version(m, TARGET_OPSET)
+    del up.graph.value_info[:]
     if hidden:
         for node in up.graph.node:
             if node.domain == _HIDDEN_DOMAIN:
