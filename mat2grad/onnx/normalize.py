@@ -39,7 +39,17 @@ checked with ``onnx.checker.check_model(full_check=True)`` by the caller.
    ``auto_pad``), from the statically inferred input shape, with ONNX's formula: total
    padding ``max(0, (ceil(in/stride) - 1) * stride + (kernel - 1) * dilation + 1 - in)``,
    the odd element at the end (UPPER) or the beginning (LOWER).
-10. **Every graph output gets its own Identity node**. onnx2torch returns the *whole tuple*
+10. **Pooling padding PyTorch cannot express becomes an explicit Pad**: asymmetric pads of
+    AveragePool, and pads larger than half the kernel (PyTorch's limit) of MaxPool and
+    AveragePool. MaxPool: ``Pad(-inf)`` then MaxPool without pads (padded cells never win).
+    AveragePool counting pads: ``Pad(0)`` then AveragePool without pads. AveragePool not
+    counting pads (the default): the padded average divided by the padded average of a
+    tensor of ones, i.e. the sum over real cells divided by their number.
+11. **ConvTranspose padding PyTorch cannot express** (asymmetric ``pads``, ``auto_pad``
+    SAME, ``output_shape``) becomes ConvTranspose without pads followed by a Slice that crops
+    ``pads`` from each end (ONNX's pads crop the full transposed-convolution output), the
+    crop computed with ONNX's formula from ``output_shape`` where it is given.
+12. **Every graph output gets its own Identity node**. onnx2torch returns the *whole tuple*
     of a multi-output node when one of its outputs is a graph output (LSTM ``Y_h``), merges
     graph outputs that come from the same node, and cannot return a graph input or an
     initializer as an output. An Identity per output gives it one single-output node each.
@@ -120,6 +130,8 @@ def normalize(model: ModelProto) -> Normalized:
         m = _upgrade(m, notes)
     _fill_clip_bounds(m, notes)
     _explicit_auto_pad(m, notes)
+    _pool_padding(m, notes)
+    _conv_transpose_padding(m, notes)
     outputs = _identity_outputs(m)
     _declare_output_types(m)
     min_ir = helper.find_min_ir_version_for(list(m.opset_import), ignore_unknown=True)
@@ -193,6 +205,161 @@ def _dropout_to_identity(m: ModelProto, notes: list[str]) -> None:
         m.graph.node.extend(extra)
         _topological_sort(m)
         notes.append(f"replaced {count} Dropout node(s) by Identity (inference semantics)")
+
+
+def _pool_padding(m: ModelProto, notes: list[str]) -> None:
+    targets = []
+    for node in m.graph.node:
+        if node.op_type not in ("MaxPool", "AveragePool"):
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        pads = list(attrs.get("pads", []))
+        kernel = list(attrs.get("kernel_shape", []))
+        if not pads or not kernel or not any(pads):
+            continue
+        rank = len(kernel)
+        large = any(p > k // 2 for p, k in zip(pads, kernel + kernel, strict=True))
+        asymmetric = pads[:rank] != pads[rank:]
+        if not (large or (asymmetric and node.op_type == "AveragePool")):
+            continue
+        if node.op_type == "AveragePool" and attrs.get("ceil_mode", 0):
+            continue  # left to onnx2torch, which refuses it clearly
+        targets.append((node, attrs, pads, rank))
+    if not targets:
+        return
+    types = _elem_types(m)
+    new_nodes: dict[int, list[onnx.NodeProto]] = {}
+    for node, attrs, pads, rank in targets:
+        label = node.name or node.output[0]
+        base = f"{label}__mat2grad_pad"
+        dtype = helper.tensor_dtype_to_np_dtype(types.get(node.input[0], onnx.TensorProto.FLOAT))
+        full = [0, 0] + pads[:rank] + [0, 0] + pads[rank:]
+        m.graph.initializer.append(
+            numpy_helper.from_array(np.array(full, np.int64), base + "_pads")
+        )
+        fill = -np.inf if node.op_type == "MaxPool" else 0.0
+        m.graph.initializer.append(numpy_helper.from_array(np.array(fill, dtype), base + "_value"))
+        kept = [a for a in node.attribute if a.name not in ("pads", "count_include_pad")]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        x = node.input[0]
+        padded = base + "_x"
+        added = [
+            helper.make_node("Pad", [x, base + "_pads", base + "_value"], [padded], name=padded)
+        ]
+        if node.op_type == "AveragePool" and not attrs.get("count_include_pad", 0):
+            ones = [base + "_shape", base + "_ones", base + "_ones_padded", base + "_count"]
+            out = node.output[0]
+            node.output[0] = base + "_sum"
+            added += [
+                helper.make_node("Shape", [x], [ones[0]], name=ones[0]),
+                helper.make_node(
+                    "ConstantOfShape",
+                    [ones[0]],
+                    [ones[1]],
+                    name=ones[1],
+                    value=numpy_helper.from_array(np.ones(1, dtype), "value"),
+                ),
+                helper.make_node(
+                    "Pad", [ones[1], base + "_pads", base + "_value"], [ones[2]], name=ones[2]
+                ),
+                helper.make_node(
+                    "AveragePool", [ones[2]], [ones[3]], name=ones[3], **_pool_attrs(node)
+                ),
+            ]
+            after = [helper.make_node("Div", [base + "_sum", ones[3]], [out], name=base + "_div")]
+        else:
+            after = []
+        node.input[0] = padded
+        new_nodes[id(node)] = (added, after)
+        notes.append(f"{node.op_type} '{label}': pads {pads} applied by an explicit Pad")
+    nodes = []
+    for node in m.graph.node:
+        before, after = new_nodes.get(id(node), ([], []))
+        nodes += [*before, node, *after]
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+
+
+def _conv_transpose_padding(m: ModelProto, notes: list[str]) -> None:
+    todo = []
+    for node in m.graph.node:
+        if node.op_type != "ConvTranspose":
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        mode = attrs.get("auto_pad", b"NOTSET")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        pads = list(attrs.get("pads", []))
+        half = len(pads) // 2
+        if "output_shape" in attrs or mode not in ("NOTSET", "VALID") or pads[:half] != pads[half:]:
+            todo.append((node, attrs, mode))
+    if not todo:
+        return
+    shapes = _shapes(m)
+    for node, attrs, mode in todo:
+        label = node.name or node.output[0]
+        dims, weight = shapes.get(node.input[0]), shapes.get(node.input[1])
+        if weight is None:
+            continue
+        rank = len(weight) - 2
+        kernel = list(attrs.get("kernel_shape", weight[2:]))
+        strides = list(attrs.get("strides", [1] * rank))
+        dilations = list(attrs.get("dilations", [1] * rank))
+        extra = list(attrs.get("output_padding", [0] * rank))
+        if "output_shape" in attrs or mode in ("SAME_UPPER", "SAME_LOWER"):
+            if dims is None or any(d is None for d in dims[2:]):
+                continue  # unknown input size: left to onnx2torch, which refuses it
+            wanted = list(attrs.get("output_shape", []))[-rank:] or [
+                d * st for d, st in zip(dims[2:], strides, strict=True)
+            ]
+            begin, end = [], []
+            for k in range(rank):
+                full = strides[k] * (dims[2 + k] - 1) + extra[k] + (kernel[k] - 1) * dilations[k]
+                total = full + 1 - wanted[k]
+                if total < 0:
+                    raise ValueError(
+                        f"ConvTranspose '{label}': output_shape {wanted} is larger than the "
+                        "full transposed convolution; not supported"
+                    )
+                small, large = total // 2, total - total // 2
+                upper = mode == "SAME_UPPER"
+                begin.append(small if upper else large)
+                end.append(large if upper else small)
+        else:
+            pads = list(attrs["pads"])
+            begin, end = pads[:rank], pads[rank:]
+        kept = [a for a in node.attribute if a.name not in ("auto_pad", "pads", "output_shape")]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        out = node.output[0]
+        full_name = f"{label}__mat2grad_full"
+        node.output[0] = full_name
+        base = f"{label}__mat2grad_crop"
+        big = np.iinfo(np.int64).max
+        consts = {
+            "_starts": begin,
+            "_ends": [-e if e else big for e in end],
+            "_axes": list(range(2, 2 + rank)),
+        }
+        for suffix, values in consts.items():
+            m.graph.initializer.append(
+                numpy_helper.from_array(np.array(values, np.int64), base + suffix)
+            )
+        crop = helper.make_node(
+            "Slice",
+            [full_name, base + "_starts", base + "_ends", base + "_axes"],
+            [out],
+            name=base,
+        )
+        nodes = list(m.graph.node)
+        nodes.insert(nodes.index(node) + 1, crop)
+        del m.graph.node[:]
+        m.graph.node.extend(nodes)
+        notes.append(f"ConvTranspose '{label}': padding {begin + end} applied by a Slice")
+
+
+def _pool_attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _topological_sort(m: ModelProto) -> None:
