@@ -65,12 +65,15 @@ def _session(model: ModelProto):
 
 
 def random_feeds(net: Any, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs at the shapes the file declares (batch 2 where the batch is symbolic)."""
+    """Seeded inputs at the shapes the file declares; where the batch is symbolic, 2 samples
+    if the graph treats samples independently (``net.batches_independently``), else 1."""
     rng = np.random.default_rng(seed)
+    batch = 2 if getattr(net, "batches_independently", False) else 1
     feeds = {}
     for info in net.input_infos:
         dims = [
-            (2 if k == info.batch_axis else 3) if d is None else d for k, d in enumerate(info.dims)
+            (batch if k == info.batch_axis else 3) if d is None else d
+            for k, d in enumerate(info.dims)
         ]
         dtype = _NP.get(info.elem_type)
         if dtype is None:
@@ -135,9 +138,18 @@ def check_against_onnxruntime(net: Any, original: ModelProto, normalised: ModelP
     for name, ref, mine in zip(net.output_names, expected, got, strict=True):
         ref = np.asarray(ref)
         if ref.shape != mine.shape:
+            mixing = (
+                ""
+                if net.batches_independently
+                else (
+                    " (the graph does not treat the samples of a batch independently, e.g. "
+                    "Flatten(axis=0) or a Reshape across the batch, while mat2grad evaluates one "
+                    "sample at a time)"
+                )
+            )
             raise Mat2GradError(
                 f"{net.source}: output '{name}' has shape {mine.shape} after conversion but "
-                f"{ref.shape} in onnxruntime; please report this file"
+                f"{ref.shape} in onnxruntime{mixing}"
             )
         err = float(np.max(np.abs(mine.astype(np.float64) - ref.astype(np.float64)), initial=0))
         tol = float32_tolerance(ref.astype(np.float64))

@@ -12,7 +12,8 @@ happens. Each fix names the upstream defect (onnx2torch 1.5.15):
 * ``Sum`` and ``Mean`` (MATLAB's ``additionLayer`` exports as ``Sum``): accumulate in place
   into a fresh ``zeros`` tensor, which fails under ``vmap``.
 * ``PRelu``: boolean-mask assignment (``output[mask] = ...``) fails under ``vmap``.
-* ``Flatten`` (``OnnxFlatten``, used for axis != 1): fails for ``axis=0`` and negative axes.
+* ``Flatten``: ``OnnxFlatten`` (axis != 1) fails for ``axis=0`` and negative axes, and the
+  ``nn.Flatten(start_dim=1)`` used for axis 1 fails on a rank-1 input (ONNX gives ``[K, 1]``).
 * ``Pad`` (``OnnxPadDynamic``/``OnnxPadStatic``): ``reflect``/``edge`` only on the trailing
   axes ``torch.nn.functional.pad`` supports, no ``wrap``.
 * ``Resize``: maps onto ``torch.nn.functional.interpolate`` and only *warns* when the ONNX
@@ -88,20 +89,31 @@ class _StaticPad(nn.Module):
         return self.pad(x, torch.tensor(self.pads), self.value)
 
 
-_FIXES: dict[str, Callable[[nn.Module, ModelProto, int], nn.Module | None]] = {
-    "OnnxSlice": lambda m, model, opset: Slice(),
-    "OnnxSum": lambda m, model, opset: SumOutOfPlace(),
-    "OnnxMean": lambda m, model, opset: SumOutOfPlace(mean=True),
-    "OnnxPReLU": lambda m, model, opset: PReluWhere(),
-    "OnnxFlatten": lambda m, model, opset: Flatten(m.axis),
-    "OnnxPadDynamic": _pad,
-    "OnnxPadStatic": _pad,
-    "OnnxResize": _resize,
-    "OnnxResizeV10": _resize,
-    "OnnxCast": lambda m, model, opset: OnnxCastFollowingDtype(TORCH_TO_ONNX_DTYPE[m.torch_dtype]),
-    "OnnxDropoutDynamic": lambda m, model, opset: nn.Identity(),
-    "Dropout": lambda m, model, opset: nn.Identity(),
+_O2T = "onnx2torch.node_converters."
+
+#: fully qualified class name of the module onnx2torch built -> its replacement
+_FIXES: dict[str, Callable[[nn.Module, ModelProto, int], nn.Module]] = {
+    _O2T + "slice.OnnxSlice": lambda m, model, opset: Slice(),
+    _O2T + "sum.OnnxSum": lambda m, model, opset: SumOutOfPlace(),
+    _O2T + "mean.OnnxMean": lambda m, model, opset: SumOutOfPlace(mean=True),
+    _O2T + "activations.OnnxPReLU": lambda m, model, opset: PReluWhere(),
+    _O2T + "flatten.OnnxFlatten": lambda m, model, opset: Flatten(m.axis),
+    "torch.nn.modules.flatten.Flatten": lambda m, model, opset: Flatten(m.start_dim),
+    _O2T + "pad.OnnxPadDynamic": _pad,
+    _O2T + "pad.OnnxPadStatic": _pad,
+    _O2T + "resize.OnnxResize": _resize,
+    _O2T + "resize.OnnxResizeV10": _resize,
+    _O2T + "cast.OnnxCast": lambda m, model, opset: OnnxCastFollowingDtype(
+        TORCH_TO_ONNX_DTYPE[m.torch_dtype]
+    ),
+    _O2T + "dropout.OnnxDropoutDynamic": lambda m, model, opset: nn.Identity(),
+    "torch.nn.modules.dropout.Dropout": lambda m, model, opset: nn.Identity(),
 }
+
+
+def _qualified(module: nn.Module) -> str:
+    cls = type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def apply_fixes(gm: fx.GraphModule, model: ModelProto, opset: int) -> list[str]:
@@ -114,7 +126,7 @@ def apply_fixes(gm: fx.GraphModule, model: ModelProto, opset: int) -> list[str]:
     """
     swapped: dict[str, int] = {}
     for name, module in list(gm.named_children()):
-        fix = _FIXES.get(type(module).__name__)
+        fix = _FIXES.get(_qualified(module))
         if fix is None:
             continue
         new = fix(module, model, opset)

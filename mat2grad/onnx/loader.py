@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def load_onnx(
             )
 
     out_names = [o.name for o in model.graph.output]
-    out_axes, out_shapes = _output_axes(gm, infos, dtype, out_names, path)
+    out_axes, out_shapes, batch_ok = _output_axes(gm, infos, dtype, out_names, path)
     net = OnnxNetwork(
         gm,
         input_names=[i.name for i in infos],
@@ -98,6 +99,7 @@ def load_onnx(
         dtype=dtype,
     )
     net.input_infos = tuple(infos)
+    net.batches_independently = batch_ok
     net.source = str(path)
     net.producer = f"{model.producer_name} {model.producer_version}".strip()
     net.opset = default_opset(model)
@@ -174,7 +176,11 @@ def _convert(norm: Normalized, path: Any) -> tuple[fx.GraphModule, list[str]]:
     onnx2torch = import_onnx2torch()
     register_converters()
     try:
-        gm = onnx2torch.convert(norm.model, attach_onnx_mapping=True)
+        with warnings.catch_warnings():
+            # onnx2torch's Resize converter warns that its module may be wrong; that module
+            # is replaced by mat2grad.onnx.fixes, so the warning would only mislead
+            warnings.filterwarnings("ignore", module="onnx2torch.node_converters.resize")
+            gm = onnx2torch.convert(norm.model, attach_onnx_mapping=True)
     except NotImplementedError as exc:
         match = _MISSING.search(str(exc))
         if match:
@@ -228,7 +234,7 @@ def _output_axes(
     dtype: torch.dtype,
     names: Sequence[str],
     path: Any,
-) -> tuple[list[int | None], list[tuple[int | None, ...]]]:
+) -> tuple[list[int | None], list[tuple[int | None, ...]], bool]:
     """Find each output's batch axis and per-sample shape by running the graph.
 
     The graph runs at batch 1 and, where it accepts it, at batch 2: the axis that grows from
@@ -236,6 +242,10 @@ def _output_axes(
     changes shape oddly at batch 2; its outputs then take the first axis of size 1. Where an
     input has symbolic non-batch dimensions, a second batch-1 run with other sizes shows which
     output dimensions follow them (reported as ``None``).
+
+    Returns:
+        ``(axes, per-sample shapes, batches_independently)``, the last True when the graph
+        also runs at batch 2 with every output growing along its batch axis.
     """
     try:
         one = _run(gm, _sample_args(infos, 1, 3, dtype, 0))
@@ -261,6 +271,7 @@ def _output_axes(
             free = None
     axes: list[int | None] = []
     shapes: list[tuple[int | None, ...]] = []
+    clean = two is not None
     for k, y in enumerate(one):
         s1 = tuple(y.shape)
         axis = None
@@ -269,6 +280,7 @@ def _output_axes(
             grown = [a for a in range(len(s1)) if s1[a] != s2[a]]
             if len(grown) == 1 and s1[grown[0]] == 1 and s2[grown[0]] == 2:
                 axis = grown[0]
+        clean = clean and axis is not None
         if axis is None:
             axis = next((a for a, d in enumerate(s1) if d == 1), None)
         shape: list[int | None] = [d for a, d in enumerate(s1) if a != axis]
@@ -277,7 +289,7 @@ def _output_axes(
             shape = [None if a != b else a for a, b in zip(shape, sf, strict=True)]
         axes.append(axis)
         shapes.append(tuple(shape))
-    return axes, shapes
+    return axes, shapes, clean
 
 
 def _resolve_wrt(

@@ -70,6 +70,17 @@ class OnnxNetwork(nn.Module):
         self.opset = 0
         self.notes: tuple[str, ...] = ()
         self.check: dict | None = None
+        super().train(False)
+
+    def train(self, mode: bool = True) -> OnnxNetwork:
+        """Stays in eval mode: the graph is a trained network (BatchNormalization uses its
+        stored statistics, Dropout is the identity); ``train(True)`` is refused."""
+        if mode:
+            raise Mat2GradError(
+                f"{self.source}: an ONNX network loaded by mat2grad is evaluated, never "
+                "trained; it stays in eval mode"
+            )
+        return super().train(False)
 
     def extra_repr(self) -> str:  # noqa: D102
         ins = ", ".join(f"{n}{s}" for n, s in zip(self.input_names, self.input_shapes, strict=True))

@@ -40,6 +40,22 @@ __all__ = [
 ]
 
 _ML_DOMAINS = ("ai.onnx.ml",)
+# the operator to blame first in a classical-ML graph, and why it has no gradient
+_ML_REASONS = {
+    "OneHotEncoder": "encodes categorical values as 0/1 columns (not differentiable)",
+    "LabelEncoder": "maps categories to labels (not differentiable)",
+    "CategoryMapper": "maps categories to integers (not differentiable)",
+    "DictVectorizer": "turns dictionaries of categories into columns (not differentiable)",
+    "TreeEnsembleRegressor": "is a tree ensemble: piecewise constant, zero gradient almost "
+    "everywhere",
+    "TreeEnsembleClassifier": "is a tree ensemble: piecewise constant, zero gradient almost "
+    "everywhere",
+    "TreeEnsemble": "is a tree ensemble: piecewise constant, zero gradient almost everywhere",
+    "ArrayFeatureExtractor": "selects columns by index",
+    "Imputer": "replaces missing values",
+    "ZipMap": "returns maps, not tensors",
+}
+_ML_PRIORITY = tuple(_ML_REASONS)
 
 #: Operators whose outputs carry no derivative with respect to their data inputs:
 #: op -> why. Graph outputs reached from the inputs only through them are not differentiable.
@@ -107,11 +123,35 @@ def read_model(path: str | os.PathLike[str]) -> ModelProto:
         )
     _load_external_data(model, path)
     try:
-        onnx.checker.check_model(model, full_check=False)
+        _check_structure(model)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise Mat2GradError(f"{path}: onnx.checker rejects the model: {first}") from None
     return model
+
+
+def _check_structure(model: ModelProto) -> None:
+    """``onnx.checker.check_model`` (structure, schemas, attributes; no shape inference).
+
+    The checker insists that graph outputs declare a shape, which the ONNX IR leaves
+    optional and some exporters omit; such outputs are given the shape inference finds
+    (on a copy) before checking.
+    """
+    missing = [o for o in model.graph.output if not o.type.tensor_type.HasField("shape")]
+    if missing and all(o.type.WhichOneof("value") == "tensor_type" for o in missing):
+        probe = ModelProto()
+        probe.CopyFrom(model)
+        inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=False)
+        known = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output)}
+        for out in probe.graph.output:
+            vi = known.get(out.name)
+            if not out.type.tensor_type.HasField("shape") and vi is not None:
+                out.type.CopyFrom(vi.type)
+            if not out.type.tensor_type.HasField("shape"):
+                out.type.tensor_type.shape.SetInParent()  # rank unknown to inference too
+                out.type.tensor_type.shape.dim.add()
+        model = probe
+    onnx.checker.check_model(model, full_check=False)
 
 
 def _all_tensors(graph: onnx.GraphProto) -> Iterator[TensorProto]:
@@ -194,13 +234,17 @@ def scan(model: ModelProto, path: str | os.PathLike[str], torchvision_problem: s
         first = foreign[0]
         listing = "; ".join(f"{d}: {', '.join(ops)}" for d, ops in by_domain.items())
         if any(d in _ML_DOMAINS for d in by_domain):
-            ml = next(n for n in foreign if n.domain in _ML_DOMAINS)
+            ml = [n for n in foreign if n.domain in _ML_DOMAINS]
+            ml.sort(
+                key=lambda n: _ML_PRIORITY.index(n.op_type) if n.op_type in _ML_PRIORITY else 99
+            )
+            blame = ml[0]
+            why = _ML_REASONS.get(blame.op_type, "is a classical machine-learning operator")
             raise Mat2GradError(
-                f"{path}: operator {ml.op_type} (node '{ml.name}', domain {ml.domain}) is a "
-                "classical machine-learning operator (scikit-learn pipeline: encoders, "
-                "imputers, trees), not a neural-network layer; such a model has no "
-                "meaningful input gradient (categorical encodings and tree splits are not "
-                f"differentiable) and mat2grad does not convert it. Operators found: {listing}"
+                f"{path}: operator {blame.op_type} (node '{blame.name}', domain "
+                f"{blame.domain}) {why}: this is a scikit-learn-style pipeline, not a neural "
+                "network, and it has no meaningful gradient with respect to its inputs, so "
+                f"mat2grad does not convert it. Operators found: {listing}"
             )
         raise Mat2GradError(
             f"{path}: operator {first.op_type} (node '{first.name}') is in domain "
@@ -231,6 +275,11 @@ def scan(model: ModelProto, path: str | os.PathLike[str], torchvision_problem: s
                 "are supported"
             )
         elem = value.type.tensor_type.elem_type
+        if elem in (TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64):
+            raise Mat2GradError(
+                f"{path}: input '{value.name}' is {elem_type_name(elem)}, for which PyTorch "
+                "has no arithmetic; cast the data to a signed or floating type in the model"
+            )
         if elem == TensorProto.STRING:
             raise Mat2GradError(
                 f"{path}: input '{value.name}' holds strings; string inputs are categorical "
