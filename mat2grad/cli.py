@@ -28,6 +28,7 @@ examples:
   mat2grad predict net.mat --inputs data.mat -o Y.mat
   mat2grad predict workspace.mat --inputs workspace.mat --inputs-var Input_Training \\
       --samples rows --network net -o Y.mat
+  mat2grad grad net.mat --inputs data.mat --targets data.mat -o G.mat
 """
 
 
@@ -65,6 +66,68 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_output_args(p)
     p.set_defaults(handler=_cmd_predict)
+
+    p = sub.add_parser(
+        "grad",
+        parents=[common],
+        help="gradient of the performance (mse, crossentropy, ...) w.r.t. weights and biases",
+        description="Backpropagation: the network's performance on the inputs and targets "
+        "(as MATLAB's perform computes it) and its gradient with respect to every weight and "
+        "bias. Writes perf; db, dIW, dLW (cells shaped like net.b, net.IW, net.LW, [] where "
+        "nothing is connected); dwb (a column in getwb(net) order).",
+    )
+    _add_model_args(p)
+    _add_data_args(p)
+    p.add_argument(
+        "--targets",
+        metavar="DATA.mat",
+        help="MAT-file with the targets (default: the --inputs file)",
+    )
+    p.add_argument(
+        "--targets-var",
+        metavar="NAME",
+        help="variable (or MATLAB-style path) holding the targets, S x Q (Q x S with "
+        "--samples rows); default T or t; a cell with one matrix per output",
+    )
+    p.add_argument(
+        "--ew-var",
+        metavar="NAME",
+        help="variable of the targets file holding error weights EW (1 x Q per sample, "
+        "S x 1 per row, or S x Q; transposed with --samples rows)",
+    )
+    p.add_argument(
+        "--performance",
+        metavar="NAME",
+        help="performance function: mse, sse, mae, sae or crossentropy (default: the "
+        "network's performFcn)",
+    )
+    p.add_argument(
+        "--normalization",
+        choices=("none", "standard", "percent"),
+        help="error normalization (default: the network's performParam.normalization)",
+    )
+    p.add_argument(
+        "--regularization",
+        type=float,
+        metavar="R",
+        help="weight regularization in [0, 1] (default: performParam.regularization)",
+    )
+    p.add_argument(
+        "--convention",
+        choices=("math", "matlab"),
+        default="math",
+        help="math: +d perf/d w (default); matlab: what defaultderiv('dperf_dwb',...) "
+        "returns, the negative gradient",
+    )
+    p.add_argument(
+        "--wb-order",
+        choices=("bias-first", "bias-last"),
+        default="bias-first",
+        help="order of dwb: bias-first is getwb(net) in MATLAB R2012b and later (default); "
+        "bias-last is R2010b-R2012a",
+    )
+    _add_output_args(p)
+    p.set_defaults(handler=_cmd_grad)
     return parser
 
 
@@ -141,6 +204,72 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     y = [matfile.samples_to_matlab(o, args.samples) for o in outputs]
     matfile.write_mat(args.output, {"Y": y[0] if len(y) == 1 else _column_cell(y)})
     return 0
+
+
+def _cmd_grad(args: argparse.Namespace) -> int:
+    from . import matfile
+    from .performance import weight_gradient
+
+    model, inputs = _model_and_inputs(args)
+    targets, ew = _targets(args, model)
+    g = weight_gradient(
+        model,
+        inputs,
+        targets,
+        performance=args.performance,
+        ew=ew,
+        normalization=args.normalization,
+        regularization=args.regularization,
+        convention=args.convention,
+        wb_order=args.wb_order,
+    )
+    layers, n_in = g.num_layers, g.num_inputs
+    matfile.write_mat(
+        args.output,
+        {
+            "perf": g.perf,
+            "db": matfile.weight_cells((layers, 1), {(i, 1): v for i, v in g.db.items()}),
+            "dIW": matfile.weight_cells((layers, n_in), g.dIW),
+            "dLW": matfile.weight_cells((layers, layers), g.dLW),
+            "dwb": matfile.column(g.dwb),
+        },
+    )
+    return 0
+
+
+def _targets(args: argparse.Namespace, model: Any) -> tuple[list[Any], list[Any] | None]:
+    """The targets (and error weights) of --targets in batch-first layout."""
+    from . import matfile
+
+    source = args.targets or args.inputs
+    variables = matfile.read_mat(source)
+    same_file = source == args.inputs
+    exclude = (args.inputs_var,) if same_file and args.inputs_var else ()
+    name, value = matfile.select_variable(
+        variables,
+        args.targets_var,
+        source=source,
+        role="targets",
+        option="--targets-var",
+        defaults=("T", "t"),
+        exclude=exclude,
+    )
+    spec = getattr(model, "spec", None)  # MATLAB networks; others fail in weight_gradient
+    sizes = tuple(int(s[0]) for s in model.output_shapes)
+    targets = matfile.samples_from_matlab(
+        value,
+        sizes,
+        samples=args.samples,
+        what=f"{source}: '{name}'",
+        size_names=[f"outputs{{{o.layer}}}.size" for o in spec.outputs] if spec else None,
+    )
+    ew = None
+    if args.ew_var:
+        ew_value = matfile.resolve(variables, args.ew_var, source=source)
+        ew = matfile.error_weights_from_matlab(
+            ew_value, len(sizes), samples=args.samples, what=f"{source}: '{args.ew_var}'"
+        )
+    return targets, ew
 
 
 def _model_and_inputs(args: argparse.Namespace) -> tuple[Any, list[Any]]:

@@ -38,7 +38,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -644,11 +644,14 @@ def samples_from_matlab(
     *,
     samples: str = "columns",
     what: str = "inputs",
+    size_names: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
     """MATLAB data -> one float64 ``(Q, R_j)`` array per network input.
 
     ``value`` is an ``R x Q`` matrix (``samples='columns'``, MATLAB's convention) or ``Q x R``
-    (``samples='rows'``); for several inputs, a cell with one such matrix per input.
+    (``samples='rows'``); for several inputs, a cell with one such matrix per input. The
+    same serves targets (one ``S_k x Q`` matrix per output): ``size_names`` then names the
+    sizes in messages (default ``inputs{j}.size``).
     """
     if samples not in SAMPLES:
         raise Mat2GradError(f"samples must be 'columns' or 'rows', not '{samples}'")
@@ -679,9 +682,9 @@ def samples_from_matlab(
             if alt == size:
                 flip = "rows" if samples == "columns" else "columns"
                 hint = f"; if samples are stored in {flip}, pass --samples {flip}"
+            size_name = size_names[j] if size_names else f"inputs{{{j + 1}}}.size"
             raise Mat2GradError(
-                f"{label} has {feat} {other} but the network takes {size} "
-                f"(inputs{{{j + 1}}}.size){hint}"
+                f"{label} has {feat} {other} but the network takes {size} ({size_name}){hint}"
             )
         batch = arr.T if samples == "columns" else arr
         if batch.shape[0] == 0:
@@ -700,6 +703,60 @@ def samples_to_matlab(batch: np.ndarray, samples: str = "columns") -> np.ndarray
     """A batch-first ``(Q, S)`` array -> MATLAB ``S x Q`` (or ``Q x S`` for 'rows')."""
     batch = np.asarray(batch, dtype=np.float64)
     return np.ascontiguousarray(batch.T) if samples == "columns" else np.ascontiguousarray(batch)
+
+
+def error_weights_from_matlab(
+    value: Any, num_outputs: int, *, samples: str = "columns", what: str = "error weights"
+) -> list[np.ndarray]:
+    """MATLAB error weights ``EW`` -> one batch-first array per output, broadcastable to
+    ``(Q, S_k)``.
+
+    MATLAB's ``EW`` is a scalar, ``1 x Q`` (per sample), ``S x 1`` (per row) or ``S x Q``
+    (``perform.html``); with ``samples='rows'`` the same transposed. A cell holds one such
+    array per output (or a single array applies to every output).
+    """
+    if samples not in SAMPLES:
+        raise Mat2GradError(f"samples must be 'columns' or 'rows', not '{samples}'")
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        parts = list(value.reshape(-1, order="F"))
+    else:
+        parts = [value] * num_outputs
+    if len(parts) != num_outputs:
+        raise Mat2GradError(
+            f"{what}: the network has {num_outputs} outputs; give a cell with one array per "
+            f"output, found {describe(value)}"
+        )
+    out = []
+    for k, part in enumerate(parts):
+        label = what if num_outputs == 1 else f"{what}{{{k + 1}}}"
+        if isinstance(part, str) or not isinstance(part, np.ndarray) or part.dtype == object:
+            raise Mat2GradError(f"{label}: expected a numeric array, found {describe(part)}")
+        arr = as_float(part, label)
+        if arr.ndim != 2:
+            raise Mat2GradError(f"{label}: expected a 2-D array, found {describe(part)}")
+        out.append(np.ascontiguousarray(arr.T if samples == "columns" else arr))
+    return out
+
+
+def weight_cells(shape: tuple[int, int], blocks: Mapping[tuple[int, int], Any]) -> np.ndarray:
+    """Weight or bias blocks keyed by MATLAB's 1-based ``(i, j)`` -> a MATLAB cell array of
+    ``shape`` (like ``net.IW``, ``net.LW``, or ``net.b`` with ``j = 1``), holding ``[]``
+    (0x0 double) where nothing is connected. 1-D blocks (biases) become ``S x 1`` columns;
+    everything is written as double."""
+    cells = np.empty(shape, dtype=object)
+    for idx in np.ndindex(*shape):
+        cells[idx] = np.zeros((0, 0))
+    for (i, j), block in blocks.items():
+        arr = np.asarray(block, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+        cells[i - 1, j - 1] = np.ascontiguousarray(arr)
+    return cells
+
+
+def column(vector: Any) -> np.ndarray:
+    """A vector -> a MATLAB ``n x 1`` double column (``getwb`` returns columns)."""
+    return np.asarray(vector, dtype=np.float64).reshape(-1, 1)
 
 
 # ======================================================================================

@@ -41,6 +41,15 @@ def corpus_cases(prefix: str, having: tuple[str, ...] = ()) -> list:
 #: forward outputs vs MATLAB's own saved outputs (float64)
 FORWARD_RTOL = 1e-12
 
+#: performance values vs MATLAB's recorded ones (tr.best_perf, perform(...)), float64
+PERF_RTOL = 1e-13
+
+#: weight gradients vs central finite differences of the performance (5-point, float64)
+GRAD_FD_RTOL = 1e-7
+
+#: gradients vs an independent closed form or MATLAB's recorded gradient norm (round-off)
+GRAD_EXACT_RTOL = 1e-12
+
 
 def max_rel_err(actual: np.ndarray, expected: np.ndarray) -> float:
     """max |a - e| / max |e| over finite entries (NaNs must coincide)."""

@@ -182,3 +182,46 @@ class TestSamples:
             matfile.select_variable(variables, None, source="f")
         variables["X"] = np.ones((1, 1))
         assert matfile.select_variable(variables, None, source="f")[0] == "X"
+
+
+@pytest.mark.parametrize(
+    ("value", "samples", "expected"),
+    [
+        (np.array([[1.0, 2.0, 3.0]]), "columns", [(3, 1)]),  # 1 x Q: per sample
+        (np.array([[1.0], [2.0]]), "columns", [(1, 2)]),  # S x 1: per row
+        (np.array([[1.0, 2.0, 3.0]]), "rows", [(1, 3)]),  # with --samples rows: per row
+        (np.array([[0.5]]), "columns", [(1, 1)]),
+    ],
+)
+def test_error_weights_from_matlab_layout(value, samples, expected):
+    out = matfile.error_weights_from_matlab(value, 1, samples=samples)
+    assert [w.shape for w in out] == expected
+
+
+def test_error_weights_per_output_cell_and_errors():
+    cell = np.empty((2, 1), dtype=object)
+    cell[0, 0], cell[1, 0] = np.ones((1, 4)), np.ones((3, 4))
+    out = matfile.error_weights_from_matlab(cell, 2)
+    assert [w.shape for w in out] == [(4, 1), (4, 3)]
+    with pytest.raises(Mat2GradError, match="3 outputs"):
+        matfile.error_weights_from_matlab(cell, 3)
+    with pytest.raises(Mat2GradError, match="numeric"):
+        matfile.error_weights_from_matlab("w", 1)
+
+
+def test_weight_cells_are_matlab_cells_with_empty_holes(tmp_path):
+    cells = matfile.weight_cells((2, 2), {(2, 1): np.ones((1, 3)), (1, 1): np.zeros(3)})
+    matfile.write_mat(tmp_path / "w.mat", {"W": cells, "v": matfile.column(np.arange(3.0))})
+    got = scipy.io.loadmat(tmp_path / "w.mat")
+    assert got["W"].shape == (2, 2)
+    assert got["W"][0, 0].shape == (3, 1)  # a 1-D block (bias) is a column
+    assert got["W"][1, 0].shape == (1, 3)
+    assert got["W"][0, 1].shape == (0, 0) and got["W"][1, 1].shape == (0, 0)
+    assert got["v"].shape == (3, 1)
+
+
+def test_target_size_messages_name_the_output():
+    with pytest.raises(Mat2GradError, match=r"outputs\{2\}.size"):
+        matfile.samples_from_matlab(
+            np.zeros((3, 5)), (2,), what="targets", size_names=["outputs{2}.size"]
+        )

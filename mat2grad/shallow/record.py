@@ -102,6 +102,7 @@ class WeightSpec:
     delays: tuple[int, ...]
     fcn: str
     value: np.ndarray = field(repr=False)  # S x (len(delays) * source size)
+    learn: bool = True  # inputWeights{i,j}.learn / layerWeights{i,j}.learn (getwb skips False)
 
     @property
     def label(self) -> str:
@@ -140,6 +141,8 @@ class NetworkSpec:
     perform_param: dict[str, Any] = field(repr=False)
     train_fcn: str = ""
     sample_time: float = 1.0
+    #: biases{i}.learn per layer (getwb skips a bias whose learn is 0); empty = all learn
+    bias_learn: tuple[bool, ...] = ()
 
     @property
     def where(self) -> str:
@@ -320,6 +323,9 @@ def parse_network(value: Any, *, source: str = "", path: str = "net") -> Network
         perform_param=_perform_param(rec.get("performParam")),
         train_fcn=_text(rec.get("trainFcn", ""), ""),
         sample_time=_float_or(rec.get("sampleTime"), 1.0),
+        bias_learn=tuple(
+            _learn(_cell_items_or_none(rec.get("biases"), i)) for i in range(num_layers)
+        ),
     )
     return spec
 
@@ -568,7 +574,7 @@ def _parse_weight(
             f"expected {expected[0]}x{expected[1]} (layers{{{to}}}.size x {len(delays)} delay(s) "
             f"x {what}), found {value.shape[0]}x{value.shape[1]}",
         )
-    return WeightSpec(kind, to, source, delays, fcn, value)
+    return WeightSpec(kind, to, source, delays, fcn, value, learn=_learn(prop))
 
 
 def _sim_order(num_layers: int, layer_weights: list[WeightSpec], ctx: _Ctx) -> tuple[int, ...]:
@@ -701,6 +707,22 @@ def _range(value: Any, size: int) -> np.ndarray | None:
     except Mat2GradError:
         return None
     return arr if arr.shape == (size, 2) else None
+
+
+def _learn(prop: Any) -> bool:
+    """A weight's or bias's ``learn`` flag (absent, as in hand-made structs: True)."""
+    if not isinstance(prop, MatStruct) or "learn" not in prop.fields:
+        return True
+    try:
+        arr = as_float(prop["learn"]).reshape(-1)
+    except Mat2GradError:
+        return True
+    return bool(arr[0]) if arr.size else True
+
+
+def _cell_items_or_none(value: Any, k: int) -> Any:
+    items = _cell_list(value)
+    return items[k] if k < len(items) else None
 
 
 def _perform_param(value: Any) -> dict[str, Any]:
