@@ -594,8 +594,11 @@ def test_describe_onnx():
     assert info["operators"] == {"Gemm": 2, "Sub": 1, "Relu": 1}
     assert info["inputs"][0]["matlab_layout"] == "features"
     assert info["inputs"][0]["sample_shape"] == (1, 1, 4)
-    assert info["outputs"][0]["shape"] == (1, 2)  # inferred: the file declares [1,2,1,1]
+    assert info["outputs"][0]["shape"] == (1, 2, 1, 1)  # as MATLAB 18.2 declared it (wrong)
+    assert info["outputs"][0]["sample_shape"] == (2,)  # what the loaded model returns
     assert info["problem"] is None and info["parameters"] == 4 + 20 + 5 + 10 + 2
+    assert any("Flatten(axis=1)" in note for note in info["notes"])
+    assert "MATLAB layout 'features'" in info["text"]
 
 
 @pytest.mark.skipif(not (CORPUS / "MANIFEST.toml").is_file(), reason="no corpus")

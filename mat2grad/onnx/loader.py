@@ -315,77 +315,52 @@ def _resolve_wrt(
 
 
 def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Describe an ONNX file without converting it (for ``mat2grad info``).
+    """Describe an ONNX file (for ``mat2grad info``).
+
+    The file is loaded as :func:`load_onnx` would (without the onnxruntime check) to report
+    what mat2grad will do with it; when that fails, the reason is in ``problem`` and the
+    rest is read from the file alone.
 
     Returns:
         ``{"file", "producer", "producer_version", "matlab_exporter", "ir_version",
-        "opsets": {domain: version}, "inputs": [...], "outputs": [...], "operators":
-        {op: count}, "initializers", "parameters", "problem"}``. Each input has ``name``,
-        ``type``, ``shape`` (declared; symbolic dimensions by name, ``None`` when unnamed),
-        ``batch_axis``, ``sample_shape`` and ``matlab_layout``; each output ``name``,
-        ``type``, ``shape`` (as shape inference finds it on the normalised graph, since old
-        MATLAB exporters declare wrong output shapes) and ``matlab_layout`` (a guess: the
-        loaded model's ``output_layouts`` are authoritative). ``problem`` is ``None`` or why
-        :func:`load_onnx` would refuse the file.
+        "opsets": {domain: version}, "graph_name", "inputs": [...], "outputs": [...],
+        "operators": {op: count}, "initializers", "parameters", "notes", "zero_derivative",
+        "not_differentiable", "problem", "text"}``. Each input and output has ``name``,
+        ``type``, ``shape`` (as declared in the file: symbolic dimensions by name, ``None``
+        when unnamed; old MATLAB exporters declare wrong output shapes), ``batch_axis``,
+        ``sample_shape`` (what the loaded model takes / returns per sample) and
+        ``matlab_layout``. ``notes`` lists the rewrites mat2grad applies; ``text`` is the
+        whole description as lines for a terminal.
 
     Raises:
         Mat2GradError: the file cannot be read safely.
     """
     model = read_model(path)
-    problem = None
+    problem, net = None, None
     try:
-        scan(model, path, torchvision_problem())
+        net = load_onnx(path, check=False)
     except Mat2GradError as exc:
-        problem = str(exc)
-    norm_model = model
-    if problem is None:
-        try:
-            norm_model = _normalise(model, path).model
-        except Mat2GradError as exc:
-            problem = str(exc)
+        problem = str(exc).removeprefix(f"{path}: ")
+    declared = {v.name: v for v in (*model.graph.input, *model.graph.output)}
     producer = model.producer_name
-    recurrent = any(n.op_type in RECURRENT_OPS for n in model.graph.node)
-    inputs = []
-    declared = {v.name: v for v in model.graph.input}
-    infos = graph_inputs(norm_model if problem is None else _without_inits(model))
-    for info in infos:
-        inputs.append(
-            {
-                "name": info.name,
-                "type": elem_type_name(info.elem_type),
-                "shape": _shape_text(declared.get(info.name)),
-                "batch_axis": info.batch_axis,
-                "sample_shape": info.sample_shape,
-                "matlab_layout": infer_layout(
-                    info.sample_shape, producer=producer, role=info.role, recurrent=recurrent
-                ),
-            }
-        )
-    outputs = []
-    inferred = {o.name: o for o in norm_model.graph.output}
-    renamed = {}
-    if problem is None:
-        renamed = {
-            n.input[0]: n.output[0] for n in norm_model.graph.node if n.op_type == "Identity"
-        }
-    for out in model.graph.output:
-        value = inferred.get(renamed.get(out.name, out.name), out)
-        shape = _shape_text(value)
-        symbolic = [k for k, d in enumerate(shape) if not isinstance(d, int)]
-        axis = symbolic[0] if len(symbolic) == 1 else 0
-        sample = tuple(d if isinstance(d, int) else None for k, d in enumerate(shape) if k != axis)
-        outputs.append(
-            {
-                "name": out.name,
-                "type": elem_type_name(out.type.tensor_type.elem_type),
-                "shape": shape,
-                "matlab_layout": infer_layout(sample, producer=producer, recurrent=recurrent)
-                if shape
-                else "features",
-            }
-        )
+    inputs, outputs = [], []
+    if net is not None:
+        for info, layout in zip(net.input_infos, net.input_layouts, strict=True):
+            inputs.append(_entry(info.name, declared, info.batch_axis, info.sample_shape, layout))
+        for k, name in enumerate(net.output_names):
+            axis, sample = net.output_batch_axes[k], net.output_shapes[k]
+            outputs.append(_entry(name, declared, axis, sample, net.output_layouts[k]))
+    else:
+        recurrent = any(n.op_type in RECURRENT_OPS for n in model.graph.node)
+        for info in graph_inputs(_without_inits(model)):
+            layout = infer_layout(
+                info.sample_shape, producer=producer, role=info.role, recurrent=recurrent
+            )
+            inputs.append(_entry(info.name, declared, info.batch_axis, info.sample_shape, layout))
+        for out in model.graph.output:
+            outputs.append(_entry(out.name, declared, None, None, None))
     inits = model.graph.initializer
-    return {
+    data = {
         "file": str(Path(path)),
         "producer": producer,
         "producer_version": model.producer_version,
@@ -398,8 +373,69 @@ def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
         "operators": operator_counts(model),
         "initializers": len(inits),
         "parameters": int(sum(int(np.prod(t.dims)) for t in inits)),
+        "notes": list(net.notes) if net is not None else [],
+        "zero_derivative": list(net.zero_derivative) if net is not None else [],
+        "not_differentiable": net.not_differentiable if net is not None else None,
         "problem": problem,
     }
+    data["text"] = _describe_text(data)
+    return data
+
+
+def _entry(
+    name: str,
+    declared: dict[str, Any],
+    axis: int | None,
+    sample: Sequence[int | None] | None,
+    layout: str | None,
+) -> dict[str, Any]:
+    value = declared.get(name)
+    return {
+        "name": name,
+        "type": elem_type_name(value.type.tensor_type.elem_type) if value is not None else "",
+        "shape": _shape_text(value),
+        "batch_axis": axis,
+        "sample_shape": None if sample is None else tuple(sample),
+        "matlab_layout": layout,
+    }
+
+
+def _describe_text(d: dict[str, Any]) -> str:
+    def dims(shape: Sequence[Any] | None) -> str:
+        if shape is None:
+            return "?"
+        return "[" + ", ".join("?" if x is None else str(x) for x in shape) + "]"
+
+    def value(v: dict[str, Any]) -> str:
+        text = f"  {v['name']}: {v['type']} {dims(v['shape'])}"
+        if v["sample_shape"] is not None:
+            text += (
+                f"; one sample {dims(v['sample_shape'])} (batch axis {v['batch_axis']}), "
+                f"MATLAB layout '{v['matlab_layout']}'"
+            )
+        return text
+
+    opsets = ", ".join(f"{k} {v}" for k, v in d["opsets"].items())
+    who = f"{d['producer']} {d['producer_version']}".strip() or "an unknown producer"
+    lines = [
+        f"{d['file']}: ONNX model by {who}"
+        + (" (MATLAB's exporter)" if d["matlab_exporter"] else "")
+        + f", IR {d['ir_version']}, opset {opsets}",
+        "inputs:",
+        *(value(v) for v in d["inputs"]),
+        "outputs:",
+        *(value(v) for v in d["outputs"]),
+        "operators: " + ", ".join(f"{op} x{n}" for op, n in d["operators"].items()),
+        f"weights: {d['initializers']} initializers, {d['parameters']} values",
+    ]
+    lines += [f"note: {n}" for n in d["notes"]]
+    if d["zero_derivative"]:
+        lines.append("zero derivative almost everywhere: " + ", ".join(d["zero_derivative"]))
+    if d["not_differentiable"]:
+        lines.append(f"not differentiable: {d['not_differentiable']}")
+    if d["problem"]:
+        lines.append(f"cannot be loaded: {d['problem']}")
+    return "\n".join(lines)
 
 
 def _without_inits(model: onnx.ModelProto) -> onnx.ModelProto:
