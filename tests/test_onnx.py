@@ -209,6 +209,7 @@ FIXTURE_TABLE = {
     "pytorch_baked_batch1_reshape": (("image",), ("features",), None),
     "matlab_lstm_baked_states": (("sequence",), ("features",), None),
     "matlab2018_lstm_gemm3d": (("sequence",), ("sequence",), "MatMul + Add"),
+    "matlab_lstm_zerocenter_sequence": (("sequence",), ("sequence",), None),
     "matlab2024b_same_pad": (("image",), ("features",), "OnnxCast"),
 }
 

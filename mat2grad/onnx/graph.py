@@ -10,10 +10,12 @@ converts or runs anything.
 # samples, and it never mixes samples. It needs, per input, the axis that holds the batch:
 # axis 0 for almost every exporter, but axis 1 for time-major sequences (``[T, N, C]``, the
 # ONNX LSTM default and MATLAB's 2018 sequence export) and for LSTM/GRU initial states
-# (``[num_directions, N, H]``). The rule, in order: an input consumed by a recurrent node as X
-# or as an initial state takes the node's batch axis (by its ``layout``); otherwise the one
-# symbolic dimension, if exactly one is symbolic; otherwise axis 0. The batch axis of each
-# output is found by running the graph (see ``mat2grad.onnx.model``).
+# (``[num_directions, N, H]``). The rule, in order: an input consumed by a recurrent node as
+# X or as an initial state takes the node's batch axis (by its ``layout``), looking through
+# Transposes (tf2onnx feeds a batch-first ``[N, T, C]`` input through a Transpose to a
+# time-major LSTM) and operators that keep axes in place (Cast, Sub, Mul, activations);
+# otherwise the one symbolic dimension, if exactly one is symbolic; otherwise axis 0. The
+# batch axis of each output is found by running the graph (``mat2grad.onnx.loader``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,44 @@ def _dims(value) -> tuple[int | None, ...]:
     return tuple(out)
 
 
+# operators that keep every axis of their data input where it is
+_AXIS_KEEPING = {
+    "Identity", "Cast", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Softsign", "Neg",
+    "Abs", "Exp", "Log", "Sqrt", "Clip", "Add", "Sub", "Mul", "Div",
+}  # fmt: skip
+
+
+def _recurrent_role(model: ModelProto, name: str) -> tuple[int, str] | None:
+    """Where a recurrent node takes ``name`` (directly, or through axis-keeping operators and
+    Transposes): ``(batch axis of name, "sequence" | "state")``, else None."""
+    consumers: dict[str, list] = {}
+    for node in model.graph.node:
+        for k, inp in enumerate(node.input):
+            consumers.setdefault(inp, []).append((node, k))
+    frontier = [(name, list(range(64)))]  # value, axis map: value axis -> input axis
+    seen = set()
+    while frontier:
+        value, axes = frontier.pop()
+        if value in seen:
+            continue
+        seen.add(value)
+        for node, k in consumers.get(value, []):
+            if node.op_type in RECURRENT_OPS:
+                layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+                batch = 1 if layout == 0 else 0
+                if k == 0:
+                    return axes[batch], "sequence"
+                if k in _RNN_STATE_INPUTS[node.op_type]:
+                    return axes[batch], "state"
+            elif node.op_type in _AXIS_KEEPING:
+                frontier.append((node.output[0], axes))
+            elif node.op_type == "Transpose" and k == 0:
+                perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+                if perm is not None:
+                    frontier.append((node.output[0], [axes[p] for p in perm]))
+    return None
+
+
 def graph_inputs(model: ModelProto) -> list[InputInfo]:
     """The data inputs of a normalised model, with their batch axes."""
     inits = {t.name for t in model.graph.initializer}
@@ -81,17 +121,9 @@ def graph_inputs(model: ModelProto) -> list[InputInfo]:
             continue
         dims = _dims(value)
         axis, role = None, ""
-        for node in model.graph.node:
-            if node.op_type not in RECURRENT_OPS:
-                continue
-            layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
-            for k, name in enumerate(node.input):
-                if name != value.name:
-                    continue
-                if k == 0:
-                    axis, role = (1 if layout == 0 else 0), "sequence"
-                elif k in _RNN_STATE_INPUTS[node.op_type]:
-                    axis, role = (1 if layout == 0 else 0), "state"
+        found = _recurrent_role(model, value.name)
+        if found is not None and found[0] < len(dims):
+            axis, role = found
         if axis is None:
             symbolic = [k for k, d in enumerate(dims) if d is None]
             axis = symbolic[0] if len(symbolic) == 1 else 0

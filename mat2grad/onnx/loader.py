@@ -186,10 +186,11 @@ def _convert(norm: Normalized, path: Any) -> tuple[fx.GraphModule, list[str]]:
         if match:
             op, version = match.group(1), match.group(2)
             nodes = [n.name or n.output[0] for n in norm.model.graph.node if n.op_type == op]
+            kept = [n for n in norm.notes if n.startswith("opset ") and " kept" in n]
             raise Mat2GradError(
                 f"{path}: operator {op} (version {version}, node(s) "
                 f"{', '.join(repr(n) for n in nodes[:3])}) has no converter in onnx2torch or "
-                "mat2grad; it cannot be loaded"
+                "mat2grad; it cannot be loaded" + (f" ({kept[0]})" if kept else "")
             ) from None
         raise Mat2GradError(f"{path}: conversion failed: {_first_line(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - converters raise ValueError, KeyError, ...
@@ -251,8 +252,9 @@ def _output_axes(
         one = _run(gm, _sample_args(infos, 1, 3, dtype, 0))
     except Exception as exc:  # noqa: BLE001
         raise Mat2GradError(
-            f"{path}: the converted graph fails on a batch of one sample: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
+            f"{path}: the converted graph fails on a batch of one sample "
+            f"({type(exc).__name__}: {_first_line(exc)}); mat2grad evaluates one sample at a "
+            "time, which fails when the file bakes a larger batch size into its shapes"
         ) from None
     if len(one) != len(names):
         raise Mat2GradError(

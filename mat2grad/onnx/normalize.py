@@ -25,7 +25,9 @@ checked with ``onnx.checker.check_model(full_check=True)`` by the caller.
    ``MatMul`` with the (transposed) weight, then ``Add`` of the bias, on the last axis.
 6. **Opset upgrade** to :data:`TARGET_OPSET` with ``onnx.version_converter`` when the graph is
    older (onnx2torch lacks many old versions: Flatten-1, Gemm-6, BatchNormalization-7,
-   Dropout-7, ...). ``LSTM``/``GRU``/``RNN`` before opset 7 have no version adapter; they are
+   Dropout-7, ...); where the converter fails, the graph keeps its opset (and the note says
+   why), and conversion names any operator version that then has no converter.
+   ``LSTM``/``GRU``/``RNN`` before opset 7 have no version adapter; they are
    set aside during the upgrade and put back as version 7 (which only dropped the
    ``output_sequence`` attribute: Y is computed either way).
 7. **Unused optional outputs get names** (LSTM ``Y`` left empty when only ``Y_h`` is used):
@@ -585,7 +587,11 @@ def _gemm_as_matmul(m: ModelProto, node: onnx.NodeProto) -> list[onnx.NodeProto]
     return nodes
 
 
-def _upgrade(m: ModelProto, notes: list[str]) -> ModelProto:
+def _upgrade(original: ModelProto, notes: list[str]) -> ModelProto:
+    """Upgrade to TARGET_OPSET; when the version converter fails, keep the graph as it is
+    (onnx2torch or mat2grad may still have converters for its versions) and say so."""
+    m = ModelProto()
+    m.CopyFrom(original)
     old = default_opset(m)
     hidden: list[str] = []
     if old < 7:
@@ -604,7 +610,12 @@ def _upgrade(m: ModelProto, notes: list[str]) -> ModelProto:
             m.opset_import.append(helper.make_opsetid(_HIDDEN_DOMAIN, 1))
     if m.ir_version < 4:
         m.ir_version = 4
-    up = onnx.version_converter.convert_version(m, TARGET_OPSET)
+    try:
+        up = onnx.version_converter.convert_version(m, TARGET_OPSET)
+    except Exception as exc:  # noqa: BLE001 - the converter raises RuntimeError/others
+        text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        notes.append(f"opset {old} kept: onnx.version_converter failed ({text[:200]})")
+        return original
     del up.graph.value_info[:]
     if hidden:
         for node in up.graph.node:
