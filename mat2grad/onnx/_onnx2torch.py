@@ -25,6 +25,7 @@ onnx2torch itself is not modified.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import Any
@@ -82,7 +83,7 @@ def import_onnx2torch() -> types.ModuleType:
     """Import and return the ``onnx2torch`` package, guarding against a broken torchvision.
 
     Raises:
-        Mat2GradError: onnx2torch is not installed.
+        Mat2GradError: onnx2torch is not installed, or its import fails.
     """
     if "module" in _state:
         return _state["module"]
@@ -92,6 +93,18 @@ def import_onnx2torch() -> types.ModuleType:
             "install it with: pip install 'mat2grad[onnx]'"
         )
     problem = torchvision_problem()
+    try:
+        module = _import(problem)
+    except Exception as exc:  # noqa: BLE001 - whatever breaks inside onnx2torch's import
+        raise Mat2GradError(
+            f"onnx2torch could not be imported ({type(exc).__name__}: {exc}); reinstall it "
+            "with: pip install 'mat2grad[onnx]'"
+        ) from None
+    _state["module"] = module
+    return module
+
+
+def _import(problem: str | None) -> types.ModuleType:
     if problem is None:
         module = importlib.import_module("onnx2torch")
     else:
@@ -107,5 +120,4 @@ def import_onnx2torch() -> types.ModuleType:
                     sys.modules.pop(name, None)
                 else:
                     sys.modules[name] = saved[name]
-    _state["module"] = module
     return module

@@ -125,6 +125,13 @@ def load_onnx(
         net.not_differentiable = f"{path}: {problem}"
     if check:
         net.check = check_against_onnxruntime(net, model, norm.model)
+        if "skipped" in net.check and net.check["skipped"] not in _WARNED:
+            _WARNED.add(net.check["skipped"])
+            warnings.warn(
+                f"{path}: the converted model was not compared with onnxruntime: "
+                f"{net.check['skipped']}",
+                stacklevel=2,
+            )
     else:
         net.check = {"skipped": "check=False"}
     return net
@@ -169,6 +176,7 @@ def _normalise(model: onnx.ModelProto, path: Any) -> Normalized:
     return norm
 
 
+_WARNED: set[str] = set()  # each reason a check was skipped is warned about once
 _MISSING = re.compile(r"operation_type='([^']*)', version=(\d+)")
 
 

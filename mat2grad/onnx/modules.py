@@ -68,9 +68,10 @@ DEFAULT_ACTIVATIONS = {
 def activation_list(
     kind: str, names: Sequence[str], alphas: Sequence[float], betas: Sequence[float]
 ) -> list[tuple[str, float, float]]:
-    """Pair each activation with its alpha/beta, consuming the lists like onnxruntime does."""
+    """Pair each activation with its alpha/beta, consuming the lists like onnxruntime does:
+    in order, and only by the functions that take the parameter."""
     out = []
-    ia = ib = 0
+    queues = {"alpha": list(alphas), "beta": list(betas)}
     for name in names:
         key = name.lower()
         if key not in _ACTIVATIONS:
@@ -78,23 +79,17 @@ def activation_list(
                 f"{kind} activation '{name}' is not an ONNX recurrent activation "
                 f"(known: {', '.join(sorted(_ACTIVATIONS))})"
             )
-        _, default_alpha, default_beta = _ACTIVATIONS[key]
-        alpha = beta = 0.0
-        if default_alpha is not None:
-            if ia < len(alphas):
-                alpha, ia = float(alphas[ia]), ia + 1
-            elif math.isnan(default_alpha):
-                raise ValueError(f"{kind} activation '{name}' needs activation_alpha")
+        params = []
+        for which, default in zip(("alpha", "beta"), _ACTIVATIONS[key][1:], strict=True):
+            if default is None:
+                params.append(0.0)  # the function does not take it
+            elif queues[which]:
+                params.append(float(queues[which].pop(0)))
+            elif math.isnan(default):
+                raise ValueError(f"{kind} activation '{name}' needs activation_{which}")
             else:
-                alpha = default_alpha
-        if default_beta is not None:
-            if ib < len(betas):
-                beta, ib = float(betas[ib]), ib + 1
-            elif math.isnan(default_beta):
-                raise ValueError(f"{kind} activation '{name}' needs activation_beta")
-            else:
-                beta = default_beta
-        out.append((key, alpha, beta))
+                params.append(default)
+        out.append((key, params[0], params[1]))
     return out
 
 
