@@ -149,9 +149,10 @@ def infer_layout(
     ``generic`` (``d1 x ... x dk x N`` for a per-sample ``(d1, ..., dk)``: same indices, batch
     last).
 
-    MATLAB's exporters write ``featureInputLayer``-like MLPs as ``imageInputLayer([1 n 1])``:
-    ONNX ``[N, 1, 1, n]``; the user holds ``n x N`` features, so a MATLAB file's rank-4 input
-    with C = H = 1 is ``features``.
+    MATLAB's old exporters write ``featureInputLayer``-like MLPs as ``imageInputLayer([1 n
+    1])``: ONNX ``[N, 1, 1, n]``; the user holds ``n x N`` features, so a per-sample shape
+    with one non-singleton axis is ``features`` (``[N, C, 1, 1]`` too). The MATLAB image
+    form ``1 x n x 1 x N`` holds the same numbers and is accepted as well.
     """
     shape = tuple(sample_shape)
     non_single = [d for d in shape if d != 1]
@@ -161,11 +162,7 @@ def infer_layout(
     if len(shape) <= 1:
         return "features"
     if len(shape) == 3:
-        if shape[0] == 1 and shape[1] == 1 and matlab:
-            return "features"
-        if shape[1] == 1 and shape[2] == 1:
-            return "features"
-        return "image"
+        return "features" if len(non_single) <= 1 else "image"
     if len(shape) == 2:
         if len(non_single) <= 1:
             return "features"
@@ -191,9 +188,6 @@ def differentiability(
     smooth = set(wrt)  # values with a (possibly zero) derivative with respect to wrt
     cut: dict[str, str] = {}  # value -> the operator that cut its derivative
     zero_nodes: list[tuple[str, set[str]]] = []
-    elem_out = {}
-    for vi in (*graph.value_info, *graph.output):
-        elem_out[vi.name] = vi.type.tensor_type.elem_type
     for node in graph.node:
         label = f"{node.op_type} (node '{node.name or node.output[0]}')"
         data_ins = list(node.input)

@@ -16,12 +16,14 @@ checked with ``onnx.checker.check_model(full_check=True)`` by the caller.
    Dropout whose ``training_mode`` input is true, or not a constant, is refused.
 5. **Gemm on a tensor of rank > 2 (opset < 7, MATLAB's 2018 exporter)**. MATLAB 18.2 applied
    ``Gemm`` straight to the ``[N,C,H,W]`` output of its input layer -- invalid ONNX that
-   onnxruntime and ``onnx.checker`` reject, yet it is the file those users have. Old ONNX
-   (following Caffe2's FC) coerced such an input to 2-D at axis 1, and MATLAB permuted the
-   weights at export for exactly that ``[N, C*H*W]`` (row-major) order, as its later 18.2.5
-   exporter makes explicit with ``Flatten(axis=1) -> MatMul``. So a ``Flatten(axis=1)`` is
-   inserted before such a Gemm. A rank-3 input is MATLAB's recurrent ``[T, N, H]`` sequence
-   (fully connected layer after an LSTM, per time step): that Gemm is rewritten as
+   onnxruntime and ``onnx.checker`` reject, yet it is the file those users have. A
+   ``Flatten(axis=1)`` is inserted before such a Gemm: the input is coerced to 2-D at axis 1
+   (``[N, C*H*W]``, row-major), as Caffe2's FC did and as MATLAB's next exporter (18.2.5)
+   writes explicitly (``Flatten(axis=1) -> MatMul``). For the ``1x1x1xC`` feature inputs of
+   every real 18.2 file seen this is exact whatever the order; for an 18.2 *image* input
+   with C > 1 the order is inferred, not verified against MATLAB. A rank-3 input is
+   MATLAB's recurrent ``[T, N, H]`` sequence (a fully connected layer after an LSTM, per time
+   step; seen in MathWorks' 2018 exporter source, not in a file): that Gemm is rewritten as
    ``MatMul`` with the (transposed) weight, then ``Add`` of the bias, on the last axis.
 6. **Opset upgrade** to :data:`TARGET_OPSET` with ``onnx.version_converter`` when the graph is
    older (onnx2torch lacks many old versions: Flatten-1, Gemm-6, BatchNormalization-7,
@@ -62,7 +64,6 @@ does not produce them).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -656,8 +657,3 @@ def _declare_output_types(m: ModelProto) -> None:
         vi = known.get(out.name)
         if vi is not None and vi.type.tensor_type.HasField("shape"):
             out.type.CopyFrom(vi.type)
-
-
-def copy_model(model: ModelProto) -> ModelProto:
-    """A deep copy of a ModelProto."""
-    return copy.deepcopy(model)
