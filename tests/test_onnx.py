@@ -339,6 +339,22 @@ OP_CASES = {
         {"mode": "cubic", "coordinate_transformation_mode": "align_corners"},
     ),
     "Cast-to-float": _one_op_model("Cast", [("x", [2, 3])], [], {"to": TensorProto.FLOAT}),
+    # Upsample-9 upgraded to Resize-13 must keep asymmetric coordinates (the version
+    # converter's adapter drops them) and floor(5/3 * 3) computed in float32 is 5
+    "Upsample9-nearest": _one_op_model(
+        "Upsample",
+        [("x", [2, 1, 3, 3])],
+        [_f32("scales", [1, 1, 5 / 3, 2])],
+        {"mode": "nearest"},
+        opset=9,
+    ),
+    "Upsample9-linear": _one_op_model(
+        "Upsample",
+        [("x", [2, 2, 3, 3])],
+        [_f32("scales", [1, 1, 2, 1.5])],
+        {"mode": "linear"},
+        opset=9,
+    ),
     "AveragePool-same-upper": _one_op_model(
         "AveragePool",
         [("x", [2, 1, 4, 4])],
@@ -541,6 +557,24 @@ def _graph_model(nodes, out="y", inits=()):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
+
+
+def test_node_names_that_collide_in_onnx2torch(tmp_path):
+    """onnx2torch names modules after nodes, stripping a leading '/' and numbering repeats:
+    '/Constant_1' and the second unnamed Constant both become 'Constant_1'."""
+    const = [
+        helper.make_node("Constant", [], [f"c{k}"], name=name, value=_f32("v", [k + 1.0]))
+        for k, name in enumerate(["", "", "/Constant_1"])
+    ]
+    total = [
+        helper.make_node("Mul", ["x", "c0"], ["a"], name="m"),
+        helper.make_node("Add", ["a", "c1"], ["b"], name="/m"),
+        helper.make_node("Sub", ["b", "c2"], ["y"], name=""),
+    ]
+    model = _graph_model(const + total)
+    net = load_onnx(_save(model, tmp_path / "names.onnx"), check=HAVE_ORT)
+    x = torch.rand(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(net(x), x * 1 + 2 - 3)
 
 
 def test_argmax_output_is_not_differentiable(tmp_path):

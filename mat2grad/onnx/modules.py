@@ -617,7 +617,11 @@ class Resize(nn.Module):
                 out = [int(scale * i + 0.5) for i in in_sizes]
         elif scales is not None and scales.numel():
             factors = [float(v) for v in scales.reshape(-1).tolist()]
-            out = [int(f * i) for f, i in zip(factors, in_sizes, strict=True)]
+            # floor(scale * size) computed in float32 as onnxruntime does: a scale of 5/3 stored
+            # as float32 must give 5 from 3, not the 4 that a float64 product floors to
+            out = [
+                int(np.float32(f) * np.float32(i)) for f, i in zip(factors, in_sizes, strict=True)
+            ]
         else:
             raise ValueError("Resize needs scales or sizes")
         boxes = None

@@ -29,9 +29,11 @@ checked with ``onnx.checker.check_model(full_check=True)`` by the caller.
    older (onnx2torch lacks many old versions: Flatten-1, Gemm-6, BatchNormalization-7,
    Dropout-7, ...); where the converter fails, the graph keeps its opset (and the note says
    why), and conversion names any operator version that then has no converter.
-   ``LSTM``/``GRU``/``RNN`` before opset 7 have no version adapter; they are
-   set aside during the upgrade and put back as version 7 (which only dropped the
-   ``output_sequence`` attribute: Y is computed either way).
+   Upsample and Resize-10 nodes keep their asymmetric coordinates (nearest: floor), which
+   the converter's Resize 10 -> 11 adapter drops (the node would silently take Resize-11's
+   ``half_pixel`` default). ``LSTM``/``GRU``/``RNN`` before opset 7 have no version
+   adapter; they are set aside during the upgrade and put back as version 7 (which only
+   dropped the ``output_sequence`` attribute: Y is computed either way).
 7. **Unused optional outputs get names** (LSTM ``Y`` left empty when only ``Y_h`` is used):
    onnx2torch files the empty name ``""`` as an output of that node, so an empty optional
    *input* elsewhere (``sequence_lens``) is then taken for that node's output.
@@ -57,6 +59,13 @@ checked with ``onnx.checker.check_model(full_check=True)`` by the caller.
     of a multi-output node when one of its outputs is a graph output (LSTM ``Y_h``), merges
     graph outputs that come from the same node, and cannot return a graph input or an
     initializer as an output. An Identity per output gives it one single-output node each.
+
+13. **Node names are made unique as onnx2torch sees them**: it names each module after its
+    node with dots turned into slashes and leading slashes stripped, numbering repeats
+    (``Constant``, ``Constant_1``, ...); a node literally named ``/Constant_1`` (PyTorch's
+    exporter) then collides with the second unnamed Constant (``onnx.version_converter``
+    adds unnamed ones) and one of the two nodes silently disappears. Unnamed and colliding
+    nodes get fresh names.
 
 A ``MaxPool`` whose ``Indices`` output is used is refused (integer indices, and onnx2torch
 does not produce them).
@@ -121,7 +130,10 @@ def normalize(model: ModelProto) -> Normalized:
         m = inliner.inline_local_functions(m)
         notes.append("inlined the model's local functions")
     _drop_initializer_inputs(m, notes)
+    declared_rank = {}
     for out in m.graph.output:
+        if out.type.tensor_type.HasField("shape"):
+            declared_rank[out.name] = len(out.type.tensor_type.shape.dim)
         out.type.tensor_type.ClearField("shape")
     del m.graph.value_info[:]
     _dropout_to_identity(m, notes)
@@ -136,7 +148,8 @@ def normalize(model: ModelProto) -> Normalized:
     _pool_padding(m, notes)
     _conv_transpose_padding(m, notes)
     outputs = _identity_outputs(m)
-    _declare_output_types(m)
+    _declare_output_types(m, {outputs[k]: r for k, r in declared_rank.items() if k in outputs})
+    _unique_node_names(m)
     min_ir = helper.find_min_ir_version_for(list(m.opset_import), ignore_unknown=True)
     if m.ir_version < min_ir:
         m.ir_version = min_ir
@@ -611,6 +624,10 @@ def _upgrade(original: ModelProto, notes: list[str]) -> ModelProto:
             m.opset_import.append(helper.make_opsetid(_HIDDEN_DOMAIN, 1))
     if m.ir_version < 4:
         m.ir_version = 4
+    # Upsample and Resize-10 compute with asymmetric coordinates (nearest: floor); the
+    # converter's Resize 10 -> 11 adapter omits those attributes, so the upgraded node would
+    # take Resize-11's defaults (half_pixel, round_prefer_floor): a different result
+    # (every Resize of an upgraded graph older than opset 11 is such a node)
     try:
         up = onnx.version_converter.convert_version(m, TARGET_OPSET)
     except Exception as exc:  # noqa: BLE001 - the converter raises RuntimeError/others
@@ -618,6 +635,15 @@ def _upgrade(original: ModelProto, notes: list[str]) -> ModelProto:
         notes.append(f"opset {old} kept: onnx.version_converter failed ({text[:200]})")
         return original
     del up.graph.value_info[:]
+    for node in up.graph.node:
+        if node.op_type == "Resize" and old < 11:
+            have = {a.name for a in node.attribute}
+            if "coordinate_transformation_mode" not in have:
+                node.attribute.append(
+                    helper.make_attribute("coordinate_transformation_mode", "asymmetric")
+                )
+            if "nearest_mode" not in have:
+                node.attribute.append(helper.make_attribute("nearest_mode", "floor"))
     if hidden:
         for node in up.graph.node:
             if node.domain == _HIDDEN_DOMAIN:
@@ -648,8 +674,29 @@ def _identity_outputs(m: ModelProto) -> dict[str, str]:
     return mapping
 
 
-def _declare_output_types(m: ModelProto) -> None:
-    """Give the graph outputs the types and shapes that shape inference finds for them."""
+def _unique_node_names(m: ModelProto) -> None:
+    def seen_as(node: onnx.NodeProto) -> str:  # onnx2torch's OnnxGraph.generate_node_name
+        return (f"{node.domain}/" + (node.name.replace(".", "/") or node.op_type)).lstrip("/")
+
+    counts: dict[str, int] = {}
+    for node in m.graph.node:
+        counts[seen_as(node)] = counts.get(seen_as(node), 0) + 1
+    taken = set(counts)
+    for k, node in enumerate(m.graph.node):
+        if node.name and counts[seen_as(node)] == 1:
+            continue
+        counts[seen_as(node)] -= 1
+        new = f"{node.op_type}__mat2grad_{k}"
+        while new in taken:
+            new += "_"
+        taken.add(new)
+        node.name = new
+
+
+def _declare_output_types(m: ModelProto, declared_rank: dict[str, int]) -> None:
+    """Give the graph outputs the types and shapes that shape inference finds for them; where
+    it finds none, the rank the file declared, with every dimension unknown (the checker
+    requires a shape on graph outputs)."""
     inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
     known = {vi.name: vi for vi in inferred.graph.value_info}
     known.update({vi.name: vi for vi in inferred.graph.output})
@@ -657,3 +704,8 @@ def _declare_output_types(m: ModelProto) -> None:
         vi = known.get(out.name)
         if vi is not None and vi.type.tensor_type.HasField("shape"):
             out.type.CopyFrom(vi.type)
+        elif out.name in declared_rank:
+            shape = out.type.tensor_type.shape
+            shape.SetInParent()
+            for _ in range(declared_rank[out.name]):
+                shape.dim.add()
