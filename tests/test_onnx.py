@@ -355,6 +355,10 @@ OP_CASES = {
         {"mode": "linear"},
         opset=9,
     ),
+    "ReduceMean-18-axes-input": _one_op_model(
+        "ReduceMean", [("x", [2, 3, 4])], [_i64("axes", [-1])], {"keepdims": 0}, opset=18
+    ),
+    "ReduceL2-18-all-axes": _one_op_model("ReduceL2", [("x", [1, 3, 4])], [], opset=18),
     "AveragePool-same-upper": _one_op_model(
         "AveragePool",
         [("x", [2, 1, 4, 4])],

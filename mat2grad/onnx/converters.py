@@ -20,6 +20,8 @@ What is added, and why:
 * ``Pad`` (18-25, the ``axes`` input and ``wrap`` mode) and ``Resize`` (18, 19: ``axes``,
   ``antialias``, ``keep_aspect_ratio_policy``, ``half_pixel_symmetric``), with mat2grad's
   modules, which implement the whole operator.
+* ``ReduceMean``, ``ReduceMax``, ... (18, and 20 for Max/Min): ``axes`` moved from an
+  attribute to an input in opset 18 (PyTorch's exporter writes opset 18 by default).
 * ``AveragePool`` (19, 22): ``dilations`` was added in 19; without dilations (or all 1)
   onnx2torch's version-11 converter applies, with dilations the node is refused.
 * Pure type-extension versions of operators onnx2torch already implements
@@ -42,6 +44,7 @@ from .modules import (
     OnnxGRUOrRNN,
     OnnxLSTM,
     Pad,
+    Reduce,
     Resize,
     Slice,
     activation_list,
@@ -105,6 +108,16 @@ def _slice_v1_converter(node: Any, graph: Any) -> Any:
 
 def _pad_converter(node: Any, graph: Any) -> Any:
     return _result(node, Pad(node.attributes.get("mode", "constant")))
+
+
+def _reduce_converter(node: Any, graph: Any) -> Any:
+    attrs = node.attributes
+    module = Reduce(
+        node.operation_type,
+        keepdims=bool(attrs.get("keepdims", 1)),
+        noop_with_empty_axes=bool(attrs.get("noop_with_empty_axes", 0)),
+    )
+    return _result(node, module)
 
 
 def resize_module(attrs: Any, version: int) -> Resize:
@@ -222,6 +235,13 @@ def register_converters() -> None:
         add("Resize", version, _resize_converter)
     for version in (19, 22):
         add("AveragePool", version, _average_pool_converter)
+    for op_type in (
+        "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+        "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare",
+    ):  # fmt: skip
+        add(op_type, 18, _reduce_converter)
+    for op_type in ("ReduceMax", "ReduceMin"):
+        add(op_type, 20, _reduce_converter)
     for (op_type, version), existing in TYPE_ONLY_ALIASES.items():
         try:
             target = get_converter(operation_type=op_type, version=existing)

@@ -30,6 +30,7 @@ __all__ = [
     "Flatten",
     "Pad",
     "Resize",
+    "Reduce",
     "DEFAULT_ACTIVATIONS",
     "TORCH_TO_ONNX_DTYPE",
     "activation_list",
@@ -705,3 +706,49 @@ class Resize(nn.Module):
             mask = torch.as_tensor(extrapolated, device=x.device).reshape(m_shape)
             y = torch.where(mask, torch.full_like(y, self.extrapolation_value), y)
         return y
+
+
+# --------------------------------------------------------------------------------------
+# Reductions with axes as an input (opset 18 and later)
+# --------------------------------------------------------------------------------------
+
+_REDUCTIONS: dict[str, Callable[[torch.Tensor, list[int], bool], torch.Tensor]] = {
+    "ReduceSum": lambda x, ax, keep: torch.sum(x, dim=ax, keepdim=keep),
+    "ReduceMean": lambda x, ax, keep: torch.mean(x, dim=ax, keepdim=keep),
+    "ReduceMax": lambda x, ax, keep: torch.amax(x, dim=ax, keepdim=keep),
+    "ReduceMin": lambda x, ax, keep: torch.amin(x, dim=ax, keepdim=keep),
+    "ReduceProd": lambda x, ax, keep: _prod(x, ax, keep),
+    "ReduceL1": lambda x, ax, keep: torch.sum(x.abs(), dim=ax, keepdim=keep),
+    "ReduceL2": lambda x, ax, keep: torch.sqrt(torch.sum(x * x, dim=ax, keepdim=keep)),
+    "ReduceLogSum": lambda x, ax, keep: torch.log(torch.sum(x, dim=ax, keepdim=keep)),
+    "ReduceLogSumExp": lambda x, ax, keep: torch.logsumexp(x, dim=ax, keepdim=keep),
+    "ReduceSumSquare": lambda x, ax, keep: torch.sum(x * x, dim=ax, keepdim=keep),
+}
+
+
+def _prod(x: torch.Tensor, axes: list[int], keep: bool) -> torch.Tensor:
+    for axis in sorted(axes, reverse=True):
+        x = torch.prod(x, dim=axis, keepdim=keep)
+    return x
+
+
+class Reduce(nn.Module):
+    """ONNX ``Reduce*`` with ``axes`` as an optional input (ReduceSum 13, the others 18+):
+    no axes reduce over every axis, unless ``noop_with_empty_axes`` makes them the identity."""
+
+    def __init__(self, op_type: str, keepdims: bool = True, noop_with_empty_axes: bool = False):
+        super().__init__()
+        if op_type not in _REDUCTIONS:
+            raise ValueError(f"{op_type} is not an ONNX reduction")
+        self.op_type = op_type
+        self.keepdims = keepdims
+        self.noop = noop_with_empty_axes
+
+    def forward(self, data: torch.Tensor, axes: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
+        ax = [] if axes is None else _ints(axes)
+        if not ax:
+            if self.noop:
+                return data
+            ax = list(range(data.ndim))
+        ax = sorted({a % data.ndim for a in ax})
+        return _REDUCTIONS[self.op_type](data, ax, self.keepdims)
