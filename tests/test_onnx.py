@@ -296,7 +296,25 @@ def _f32(name, values):
     return numpy_helper.from_array(np.array(values, dtype=np.float32), name)
 
 
+def _split_sum_model():
+    nodes = [
+        helper.make_node("Split", ["x"], ["a", "b", "c"], name="split", axis=1, num_outputs=3),
+        helper.make_node("Mul", ["b", "c"], ["bc"], name="mul"),
+        helper.make_node("Sum", ["a", "bc"], ["y"], name="sum"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "split",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model
+
+
 OP_CASES = {
+    "Split-18-num-outputs": _split_sum_model(),
     "Slice-negative-step": _one_op_model(
         "Slice",
         [("x", [2, 5, 4])],
@@ -359,6 +377,8 @@ OP_CASES = {
         "ReduceMean", [("x", [2, 3, 4])], [_i64("axes", [-1])], {"keepdims": 0}, opset=18
     ),
     "ReduceL2-18-all-axes": _one_op_model("ReduceL2", [("x", [1, 3, 4])], [], opset=18),
+    "Gelu-20-tanh": _one_op_model("Gelu", [("x", [2, 5])], [], {"approximate": "tanh"}, opset=20),
+    "Mish-18": _one_op_model("Mish", [("x", [2, 5])], [], opset=18),
     "AveragePool-same-upper": _one_op_model(
         "AveragePool",
         [("x", [2, 1, 4, 4])],

@@ -22,6 +22,7 @@ What is added, and why:
   modules, which implement the whole operator.
 * ``ReduceMean``, ``ReduceMax``, ... (18, and 20 for Max/Min): ``axes`` moved from an
   attribute to an input in opset 18 (PyTorch's exporter writes opset 18 by default).
+* ``Split`` (18: ``num_outputs``), ``Gelu`` (20), ``Mish`` (18, 22): missing upstream.
 * ``AveragePool`` (19, 22): ``dilations`` was added in 19; without dilations (or all 1)
   onnx2torch's version-11 converter applies, with dilations the node is refused.
 * Pure type-extension versions of operators onnx2torch already implements
@@ -40,6 +41,8 @@ from onnx import defs
 from ._onnx2torch import import_onnx2torch
 from .modules import (
     DEFAULT_ACTIVATIONS,
+    Gelu,
+    Mish,
     OnnxCastFollowingDtype,
     OnnxGRUOrRNN,
     OnnxLSTM,
@@ -47,6 +50,7 @@ from .modules import (
     Reduce,
     Resize,
     Slice,
+    Split,
     activation_list,
 )
 
@@ -118,6 +122,22 @@ def _reduce_converter(node: Any, graph: Any) -> Any:
         noop_with_empty_axes=bool(attrs.get("noop_with_empty_axes", 0)),
     )
     return _result(node, module)
+
+
+def _split_converter(node: Any, graph: Any) -> Any:
+    attrs = node.attributes
+    module = Split(
+        int(attrs.get("axis", 0)), int(attrs.get("num_outputs", len(node.output_values)))
+    )
+    return _result(node, module)
+
+
+def _gelu_converter(node: Any, graph: Any) -> Any:
+    return _result(node, Gelu(node.attributes.get("approximate", "none")))
+
+
+def _mish_converter(node: Any, graph: Any) -> Any:
+    return _result(node, Mish())
 
 
 def resize_module(attrs: Any, version: int) -> Resize:
@@ -242,6 +262,10 @@ def register_converters() -> None:
         add(op_type, 18, _reduce_converter)
     for op_type in ("ReduceMax", "ReduceMin"):
         add(op_type, 20, _reduce_converter)
+    add("Split", 18, _split_converter)
+    add("Gelu", 20, _gelu_converter)
+    add("Mish", 18, _mish_converter)
+    add("Mish", 22, _mish_converter)
     for (op_type, version), existing in TYPE_ONLY_ALIASES.items():
         try:
             target = get_converter(operation_type=op_type, version=existing)

@@ -31,6 +31,9 @@ __all__ = [
     "Pad",
     "Resize",
     "Reduce",
+    "Split",
+    "Gelu",
+    "Mish",
     "DEFAULT_ACTIVATIONS",
     "TORCH_TO_ONNX_DTYPE",
     "activation_list",
@@ -752,3 +755,51 @@ class Reduce(nn.Module):
             ax = list(range(data.ndim))
         ax = sorted({a % data.ndim for a in ax})
         return _REDUCTIONS[self.op_type](data, ax, self.keepdims)
+
+
+# --------------------------------------------------------------------------------------
+# Split with num_outputs (opset 18), and activations onnx2torch lacks
+# --------------------------------------------------------------------------------------
+
+
+class Split(nn.Module):
+    """ONNX ``Split`` (opset 13 and 18): by the ``split`` input, else into ``num_outputs``
+    (the last part smaller when the axis does not divide) or into equal parts."""
+
+    def __init__(self, axis: int, num_outputs: int) -> None:
+        super().__init__()
+        self.axis = axis
+        self.num_outputs = num_outputs
+
+    def forward(  # noqa: D102
+        self, input_tensor: torch.Tensor, split: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        axis = self.axis % input_tensor.ndim
+        size = input_tensor.shape[axis]
+        if split is not None and split.numel():
+            sizes = _ints(split)
+        else:
+            part = -(-size // self.num_outputs)
+            sizes = [part] * (self.num_outputs - 1) + [size - part * (self.num_outputs - 1)]
+        parts = torch.split(input_tensor, sizes, dim=axis)
+        return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+class Gelu(nn.Module):
+    """ONNX ``Gelu`` (opset 20), exact or with the ``tanh`` approximation."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"Gelu approximate '{approximate}' is not none/tanh")
+        self.approximate = approximate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return torch.nn.functional.gelu(x, approximate=self.approximate)
+
+
+class Mish(nn.Module):
+    """ONNX ``Mish`` (opset 18): ``x * tanh(softplus(x))``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return x * torch.tanh(torch.nn.functional.softplus(x))
