@@ -601,6 +601,17 @@ def test_node_names_that_collide_in_onnx2torch(tmp_path):
     torch.testing.assert_close(net(x), x * 1 + 2 - 3)
 
 
+def test_without_onnxruntime_the_check_is_skipped_with_a_warning(monkeypatch):
+    import mat2grad.onnx.check as check
+    import mat2grad.onnx.loader as loader
+
+    monkeypatch.setattr(check, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(loader, "_WARNED", set())
+    with pytest.warns(UserWarning, match="not compared with onnxruntime"):
+        net = load_onnx(ONNX_FIXTURES / "matlab_addition_sum.onnx")
+    assert net.check == {"skipped": "onnxruntime is not installed"}
+
+
 def test_argmax_output_is_not_differentiable(tmp_path):
     model = _graph_model(
         [
