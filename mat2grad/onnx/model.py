@@ -33,8 +33,15 @@ class OnnxNetwork(nn.Module):
         zero_derivative: operators with zero derivative almost everywhere on a path from
             ``wrt`` to an output.
         not_differentiable: ``None``, or why gradients are meaningless.
+        input_batch_axes, output_batch_axes: where the file keeps the batch (1 for
+            time-major sequences; ``None`` for an output that does not depend on the batch).
+        batches_independently: the graph also runs at batch 2, every output growing along
+            its batch axis (False for files with batch 1 baked in).
+        input_infos: the inputs as declared (:class:`mat2grad.onnx.graph.InputInfo`).
         source: the file path; producer: ``"name version"``; opset: the file's opset;
             notes: what mat2grad rewrote or fixed; check: the onnxruntime comparison.
+
+    ``train(True)`` raises: the graph is a trained network, evaluated only.
     """
 
     def __init__(
@@ -70,6 +77,8 @@ class OnnxNetwork(nn.Module):
         self.opset = 0
         self.notes: tuple[str, ...] = ()
         self.check: dict | None = None
+        self.batches_independently = False
+        self.input_infos: tuple = ()
         super().train(False)
 
     def train(self, mode: bool = True) -> OnnxNetwork:
