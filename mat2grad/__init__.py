@@ -7,8 +7,10 @@ The public API::
     mat2grad.find_networks("workspace.mat")        # every network in a file, with its path
     mat2grad.performance(net, x, t)                # MATLAB's perform(net, t, sim(net, x))
     g = mat2grad.weight_gradient(net, x, t)        # d perf / d weights: g.db, g.dIW, g.dLW, g.dwb
+    mat2grad.convert("net.mat", "net.onnx")        # a portable .pt2 / .pt / .onnx file
 """
 
+from .convert import convert
 from .errors import Mat2GradError
 from .loading import FoundNetwork, find_networks, load
 from .performance import error_jacobian, getwb, performance, weight_gradient
@@ -20,6 +22,7 @@ from .predict import predict
 __all__ = [
     "Mat2GradError",
     "FoundNetwork",
+    "convert",
     "find_networks",
     "load",
     "predict",

@@ -29,6 +29,36 @@ examples:
   mat2grad predict workspace.mat --inputs workspace.mat --inputs-var Input_Training \\
       --samples rows --network net -o Y.mat
   mat2grad grad net.mat --inputs data.mat --targets data.mat -o G.mat
+  mat2grad convert net.mat -o net.onnx
+
+dynamic networks (narxnet, timedelaynet, layrecnet, ...): time series are MATLAB's
+numInputs x TS cells of R x Q matrices (a plain R x TS matrix is one series):
+  mat2grad predict narx.mat --inputs data.mat --inputs-var X --targets-var T -o Y.mat
+  mat2grad predict narx.mat --inputs data.mat --inputs-var X --targets-var T --closed-loop -o Y.mat
+  mat2grad predict narx.mat --inputs data.mat --known-inputs-var X1 --known-targets-var T1 \\
+      --inputs-var X2 -o Y2.mat
+"""
+
+CONVERT_EPILOG = """\
+The file maps raw inputs to raw outputs exactly like MATLAB's sim(net, X): the processing
+functions (mapminmax, removeconstantrows, ...) are part of its graph, and it runs without
+mat2grad. Layout: batch-first, features last: one (Q, R) tensor per input, one (Q, S) tensor
+per output (a tuple or list for several), Q any batch size; the transpose of MATLAB's R x Q.
+With --matlab-layout an .onnx file takes MATLAB's R x Q and returns S x Q instead.
+Gradients through a .pt2 or .pt file are mat2grad's; through hardlim, hardlims and compet
+they are zero almost everywhere. Dynamic networks (delays, feedback) are not converted.
+
+load it with:
+  .pt2   torch.export.load("net.pt2").module()(x)
+  .pt    torch.jit.load("net.pt")(x)
+  .onnx  onnxruntime.InferenceSession("net.onnx").run(None, {"Input": x})
+  MATLAB importNetworkFromONNX("net.onnx", InputDataFormats="BC", OutputDataFormats="BC")
+         ("CB" for a --matlab-layout file); importNetworkFromPyTorch("net.pt2") (R2026a+),
+         importNetworkFromPyTorch("net.pt", PyTorchInputSizes=[1 R]) (R2022b+)
+
+examples:
+  mat2grad convert net.mat -o net.pt2
+  mat2grad convert workspace.mat --network net1.net -o net.onnx --opset 13 --dtype float32
 """
 
 
@@ -65,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_data_args(p)
     _add_output_args(p)
+    _add_dynamic_args(p)
     p.set_defaults(handler=_cmd_predict)
 
     p = sub.add_parser(
@@ -128,6 +159,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_args(p)
     p.set_defaults(handler=_cmd_grad)
+
+    from .convert import DEFAULT_OPSET, ONNX_OPSETS
+
+    p = sub.add_parser(
+        "convert",
+        parents=[common],
+        help="write a network as a portable .pt2, .pt or .onnx file",
+        description="Write the network as a file that plain PyTorch or any ONNX runtime runs "
+        "without mat2grad; the suffix of OUT picks the format: .pt2 (torch.export "
+        "ExportedProgram), .pt (traced TorchScript), .onnx.",
+        epilog=CONVERT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model_args(
+        p,
+        dtype_help="precision of the file's weights and arithmetic (default "
+        "float64, MATLAB's double)",
+    )
+    p.add_argument(
+        "--opset",
+        type=int,
+        choices=ONNX_OPSETS,
+        metavar="N",
+        help=f".onnx only: ONNX opset, {ONNX_OPSETS.start} to {ONNX_OPSETS.stop - 1} (default "
+        f"{DEFAULT_OPSET}, for MATLAB's importNetworkFromONNX)",
+    )
+    p.add_argument(
+        "--matlab-layout",
+        action="store_true",
+        help=".onnx only: inputs R x Q and outputs S x Q, one sample per column as in MATLAB "
+        "(default: batch-first (Q, R), features last)",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="OUT", required=True, help="the file to write (.pt2, .pt, .onnx)"
+    )
+    p.set_defaults(handler=_cmd_convert)
     return parser
 
 
@@ -136,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, dtype_help: str | None = None) -> None:
     p.add_argument("file", metavar="FILE", help="MAT-file holding the network (or .onnx)")
     p.add_argument(
         "--network",
@@ -148,7 +215,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=("float64", "float32"),
         default="float64",
-        help="computation precision (default float64, MATLAB's double); results are "
+        help=dtype_help
+        or "computation precision (default float64, MATLAB's double); results are "
         "written as double",
     )
 
@@ -179,6 +247,91 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT.mat", required=True, help="result file")
 
 
+def _add_dynamic_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "dynamic networks (time series)",
+        "For networks with delays or feedback the inputs are a numInputs x TS cell of R x Q "
+        "matrices (Q series side by side), or one R x TS matrix for one series; results "
+        "come back in the same form, with the final delay states Xf and Af.",
+    )
+    g.add_argument(
+        "--xi-var", metavar="NAME", help="initial input delay states Xi (numInputs x ID cell)"
+    )
+    g.add_argument(
+        "--ai-var", metavar="NAME", help="initial layer delay states Ai (numLayers x LD cell)"
+    )
+    g.add_argument(
+        "--targets-var",
+        metavar="NAME",
+        help="target series T (the feedback targets of a NARX network); implies --prepare, "
+        "like preparets(net, X, {}, T)",
+    )
+    g.add_argument(
+        "--prepare",
+        action="store_true",
+        help="shift the series to fill the delay states, like MATLAB's preparets",
+    )
+    g.add_argument(
+        "--closed-loop",
+        action="store_true",
+        help="close the feedback loop first, like MATLAB's closeloop (multistep prediction)",
+    )
+    g.add_argument(
+        "--known-inputs-var",
+        metavar="NAME",
+        help="inputs X1 of a known sequence: simulate it in open loop, close the loop on its "
+        "final states, then predict over --inputs-var (MATLAB's multistep prediction)",
+    )
+    g.add_argument(
+        "--known-targets-var", metavar="NAME", help="feedback targets T1 of the known sequence"
+    )
+    g.add_argument(
+        "--steps",
+        metavar="N",
+        type=int,
+        help="time steps to simulate when the network has no inputs (closed-loop narnet)",
+    )
+
+
+def _add_form_args(p: argparse.ArgumentParser) -> None:
+    """The gradient form for dynamic networks (mat2grad jacobian)."""
+    g = p.add_argument_group("gradients through time (dynamic networks)")
+    g.add_argument(
+        "--form",
+        choices=("full", "step", "sum"),
+        help="full (default): J(:,:,t,u,q) = dY{t}/dX{u}, S x R x TS x TS x Q (zero for u > t); "
+        "step: J(:,:,t,d+1,q) = dY{t}/dX{t-d} for lags d = 0..--max-lag; sum: dX, the "
+        "gradient of the sum of all outputs (or of --weights-var .* Y) over the whole "
+        "sequence, in the inputs' layout (one reverse pass through time)",
+    )
+    g.add_argument(
+        "--max-lag",
+        metavar="L",
+        type=int,
+        help="largest lag of --form step (default: numInputDelays)",
+    )
+    g.add_argument(
+        "--weights-var",
+        metavar="NAME",
+        help="--form sum: output weights W (like Y) so the scalar is sum(W .* Y)",
+    )
+
+
+_DYNAMIC_OPTIONS = (
+    "form",
+    "max_lag",
+    "weights_var",
+    "xi_var",
+    "ai_var",
+    "targets_var",
+    "prepare",
+    "closed_loop",
+    "known_inputs_var",
+    "known_targets_var",
+    "steps",
+)
+
+
 # --------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------
@@ -199,10 +352,29 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from . import matfile
     from .predict import predict_arrays
 
-    model, inputs = _model_and_inputs(args)
+    model = _load_model(args)
+    if getattr(model, "is_dynamic", False):
+        return _predict_dynamic(args, model)
+    _refuse_dynamic_options(args)
+    inputs = _inputs_of(args, model)
     outputs = predict_arrays(model, inputs)
     y = [matfile.samples_to_matlab(o, args.samples) for o in outputs]
     matfile.write_mat(args.output, {"Y": y[0] if len(y) == 1 else _column_cell(y)})
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    out = convert(
+        args.file,
+        args.output,
+        network=args.network,
+        dtype=args.dtype,
+        opset=args.opset,
+        matlab_layout=args.matlab_layout,
+    )
+    print(out)
     return 0
 
 
@@ -272,22 +444,109 @@ def _targets(args: argparse.Namespace, model: Any) -> tuple[list[Any], list[Any]
     return targets, ew
 
 
+def _jacobian_dynamic(args: argparse.Namespace, model: Any) -> int:
+    """jacobian for networks with delays or feedback: gradients through time of the run
+    predict would make (--targets-var/--prepare, --closed-loop, known sequence), written in
+    MATLAB's layout with the outputs Y."""
+    from . import matfile
+    from .dynamic import gradient_series, gradient_to_matlab, series_from_file
+
+    data = series_from_file(model, args)
+    form = args.form or "full"
+    weights = None
+    if getattr(args, "weights_var", None):
+        if form != "sum":
+            raise Mat2GradError("--weights-var applies to --form sum")
+        value = matfile.resolve(matfile.read_mat(args.inputs), args.weights_var, source=args.inputs)
+        weights, _, _ = matfile.sequences_from_matlab(
+            value, tuple(model.output_sizes), samples=args.samples, what=args.weights_var
+        )
+    run, result = gradient_series(
+        model,
+        data.inputs,
+        form=form,
+        mode=getattr(args, "mode", "auto") or "auto",
+        max_lag=getattr(args, "max_lag", None),
+        chunk_size=getattr(args, "chunk_size", None),
+        weights=weights,
+        **data.how(prepare=args.prepare, closed_loop=args.closed_loop, steps=args.steps),
+    )
+    sim = run.simulate()
+    outs = [o.detach().double().numpy() for o in sim.outputs]
+    name = "dX" if form == "sum" else "J"
+    matfile.write_mat(
+        args.output,
+        {
+            name: gradient_to_matlab(result, form, matrix=data.matrix, samples=args.samples),
+            "Y": matfile.sequences_to_matlab(outs, matrix=data.matrix, samples=args.samples),
+        },
+    )
+    return 0
+
+
 def _model_and_inputs(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     """Load the network of FILE and the inputs of --inputs in batch-first layout."""
+    model = _load_model(args)
+    return model, _inputs_of(args, model)
+
+
+def _load_model(args: argparse.Namespace) -> Any:
     import torch
 
-    from . import matfile
     from .loading import load
 
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    model = load(args.file, args.network, dtype=dtype)
+    return load(args.file, args.network, dtype=dtype)
+
+
+def _inputs_of(args: argparse.Namespace, model: Any) -> list[Any]:
+    from . import matfile
+
+    if getattr(model, "is_dynamic", False):
+        raise Mat2GradError(
+            f"{args.file}: network '{model.spec.path}' is dynamic (delays or feedback); "
+            f"'mat2grad {args.command}' supports static networks only (dynamic networks: "
+            "mat2grad predict, and the gradients through time of mat2grad.dynamic)"
+        )
     variables = matfile.read_mat(args.inputs)
     name, value = matfile.select_variable(variables, args.inputs_var, source=args.inputs)
     sizes = tuple(int(s[0]) for s in model.input_shapes)
-    inputs = matfile.samples_from_matlab(
+    return matfile.samples_from_matlab(
         value, sizes, samples=args.samples, what=f"{args.inputs}: '{name}'"
     )
-    return model, inputs
+
+
+def _refuse_dynamic_options(args: argparse.Namespace) -> None:
+    given = [o for o in _DYNAMIC_OPTIONS if getattr(args, o, None) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + o.replace("_", "-") for o in given)
+        raise Mat2GradError(
+            f"{args.file}: {flags} apply to dynamic networks (delays or feedback); this "
+            "network is static"
+        )
+
+
+def _predict_dynamic(args: argparse.Namespace, model: Any) -> int:
+    """predict for networks with delays or feedback: MATLAB's time-series cells in and out."""
+    from . import matfile
+    from .dynamic import predict_series, series_from_file
+
+    data = series_from_file(model, args)
+    _, sim = predict_series(
+        model,
+        data.inputs,
+        **data.how(prepare=args.prepare, closed_loop=args.closed_loop, steps=args.steps),
+    )
+    outs = [o.detach().double().numpy() for o in sim.outputs]
+    matfile.write_mat(
+        args.output,
+        {
+            "Y": matfile.sequences_to_matlab(outs, matrix=data.matrix, samples=args.samples),
+            "Xf": matfile.sequences_to_matlab([s.detach().double().numpy() for s in sim.xf]),
+            "Af": matfile.sequences_to_matlab([s.detach().double().numpy() for s in sim.af]),
+        },
+    )
+    return 0
 
 
 def _column_cell(items: Sequence[Any]) -> Any:

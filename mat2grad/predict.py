@@ -31,14 +31,22 @@ def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
             ) from None
         t = torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
     shape = tuple(model.input_shapes[index])
-    if tuple(t.shape) == shape:
+    if _matches(tuple(t.shape), shape):
         t = t.unsqueeze(0)
-    if tuple(t.shape[1:]) != shape:
+    if not _matches(tuple(t.shape[1:]), shape):
+        dims = ", ".join("TS" if n is None else str(n) for n in shape)
         raise Mat2GradError(
             f"input {index + 1} has shape {tuple(t.shape)}; the network takes "
-            f"(Q, {', '.join(map(str, shape))}) (batch first: one sample per row)"
+            f"(Q, {dims}) (batch first: one sample per row)"
         )
     return t
+
+
+def _matches(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
+    """``actual`` fits ``shape``, where None (a dynamic network's time axis) is any size."""
+    if len(actual) != len(shape):
+        return False
+    return all(n is None or a == n for a, n in zip(actual, shape, strict=True))
 
 
 def predict(model: nn.Module, *x: Any) -> Tensor | tuple[Tensor, ...]:
@@ -46,10 +54,13 @@ def predict(model: nn.Module, *x: Any) -> Tensor | tuple[Tensor, ...]:
 
     Args:
         model: a network from :func:`mat2grad.load`.
-        *x: one array per network input, ``(Q, R_j)`` (numpy or torch).
+        *x: one array per network input, ``(Q, R_j)`` (numpy or torch); for a dynamic
+            network ``(Q, TS, R_j)`` sequences, simulated from zero delay states (for
+            states, ``preparets`` and closed loops see :mod:`mat2grad.dynamic`).
 
     Returns:
-        ``(Q, S)`` for one output, else a tuple, in the model's dtype (float64 by default).
+        ``(Q, S)`` (dynamic: ``(Q, TS, S)``) for one output, else a tuple, in the model's
+        dtype (float64 by default).
 
     Example:
         >>> y = mat2grad.predict(net, np.random.rand(100, 16))   # doctest: +SKIP

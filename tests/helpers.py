@@ -40,6 +40,9 @@ def corpus_cases(prefix: str, having: tuple[str, ...] = ()) -> list:
 
 #: forward outputs vs MATLAB's own saved outputs (float64)
 FORWARD_RTOL = 1e-12
+#: float32 evaluations of the same network by two implementations (mat2grad's module and a
+#: converted file run by onnxruntime): a few float32 roundings, relative to max |y|
+FLOAT32_RTOL = 1e-5
 
 #: performance values vs MATLAB's recorded ones (tr.best_perf, perform(...)), float64
 PERF_RTOL = 1e-13

@@ -2,7 +2,8 @@
 
 * the module under test (``mat2grad.load``) reproduces every static fixture's ``Y``, which the
   independent numpy reference (tests/reference.py) computed from MATLAB's documented formulas;
-* dynamic fixtures load, and evaluating them raises Mat2GradError until issue 5 lands;
+* the module reproduces every dynamic fixture's ``Y`` over the sequence from the stored
+  initial states, and ``preparets`` reproduces the stored X, Xi (and the Ai that matter);
 * the committed files are exactly what the generator writes, list every file, and hold what
   the reference computes from them (v7.3 included, read through mat-io).
 """
@@ -19,7 +20,6 @@ import tomllib
 import torch
 
 import mat2grad
-from mat2grad import Mat2GradError
 from tests import reference as ref
 from tests.helpers import FIXTURES, assert_close
 
@@ -84,21 +84,69 @@ def test_module_reproduces_reference_outputs(case):
         assert_close(o.numpy().T, y, case["rtol"], f"{case['file']} output {k + 1}")
 
 
-@pytest.mark.parametrize("case", DYNAMIC, ids=_ids(DYNAMIC))
-def test_dynamic_fixture_loads_but_refuses_to_evaluate_until_issue_5(case):
-    """UNTIL ISSUE 5 (dynamic networks): the static loader must load these networks and
-    refuse to evaluate them with Mat2GradError, never give a silent wrong answer. When issue 5
-    lands, replace this with a comparison against ``expected`` over the sequence, starting
-    from the stored initial states (manifest keys ``xi``, ``ai``)."""
+def _dynamic_case(case):
+    """The module, and the stored X, Xi, Ai, Y as batch-first arrays (matfile's layout)."""
+    from mat2grad import matfile
+
     path = FIXTURES / case["file"]
-    variables = read_variables(path)
+    variables = matfile.read_mat(path)
     model = mat2grad.load(path, network=case["network"])
-    first_step = [
-        torch.from_numpy(np.asarray(v, np.float64).T.copy())
-        for v in variables[case["inputs"]][:, 0]
-    ]
-    with pytest.raises(Mat2GradError):
-        model(*first_step)
+    spec = model.spec
+    x, _, _ = matfile.sequences_from_matlab(variables[case["inputs"]], tuple(model.input_sizes))
+    xi = matfile.states_from_matlab(
+        variables[case["xi"]], tuple(model.input_sizes), spec.num_input_delays
+    )
+    layer_sizes = tuple(layer.size for layer in spec.layers)
+    ai = matfile.states_from_matlab(variables[case["ai"]], layer_sizes, spec.num_layer_delays)
+    y, _, _ = matfile.sequences_from_matlab(variables[case["expected"]], tuple(model.output_sizes))
+    return model, variables, x, xi, ai, y
+
+
+def _tensors(arrays):
+    return None if arrays is None else [torch.from_numpy(a) for a in arrays]
+
+
+@pytest.mark.parametrize("case", DYNAMIC, ids=_ids(DYNAMIC))
+def test_module_reproduces_dynamic_reference_outputs(case):
+    """sim(net, X, Xi, Ai) over the whole sequence, from the stored initial states."""
+    model, _, x, xi, ai, ys = _dynamic_case(case)
+    with torch.no_grad():
+        out = model(*_tensors(x), xi=_tensors(xi), ai=_tensors(ai))
+    outs = [out] if isinstance(out, torch.Tensor) else list(out)
+    for k, (o, y) in enumerate(zip(outs, ys, strict=True)):
+        assert o.shape == y.shape
+        assert_close(o.numpy(), y, case["rtol"], f"{case['file']} output {k + 1}")
+
+
+@pytest.mark.parametrize("case", DYNAMIC, ids=_ids(DYNAMIC))
+def test_preparets_reproduces_the_stored_states(case):
+    """preparets on the raw series (Xseries, Tseries) gives the stored X and Xi, and the
+    stored Ai wherever a delayed layer weight reads it (MATLAB's preparets also fills the
+    output layers' Ai with processed targets, which no weight of these networks reads)."""
+    from mat2grad import matfile
+    from mat2grad.shallow.dynamic import preparets
+
+    model, variables, x, xi, ai, _ = _dynamic_case(case)
+    spec = model.spec
+    plain_inputs = tuple(i.size for i in spec.inputs if i.feedback_output is None)
+    series, _, _ = (
+        matfile.sequences_from_matlab(variables[case["series"]], plain_inputs)
+        if plain_inputs
+        else ([], 0, False)
+    )
+    targets, _, _ = matfile.sequences_from_matlab(
+        variables[case["targets"]], tuple(model.output_sizes)
+    )
+    feedback = any(o.feedback_mode != "none" for o in spec.outputs)
+    p = preparets(model, series, [] if feedback else targets, targets if feedback else [])
+    for a, b in zip(p.x, x, strict=True):
+        assert_close(a.numpy(), b, 0.0, "X")
+    for a, b in zip(p.xi, xi or [], strict=True):
+        assert a.shape[1] == 0 or np.array_equal(a.numpy(), b)
+    read = {w.source for w in spec.layer_weights if max(w.delays) > 0}
+    for k, (a, b) in enumerate(zip(p.ai, ai or [], strict=True)):
+        if k + 1 in read:
+            assert_close(a.numpy(), b, 0.0, f"Ai layer {k + 1}")
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))

@@ -184,6 +184,75 @@ class TestSamples:
         assert matfile.select_variable(variables, None, source="f")[0] == "X"
 
 
+class TestTimeSeriesLayout:
+    """MATLAB's numSignals x TS cells of R x Q matrices <-> (Q, TS, R) arrays."""
+
+    def _cell(self, q=3, ts=4, sizes=(2, 1), seed=0):
+        rng = np.random.default_rng(seed)
+        arrays = [rng.normal(size=(q, ts, r)) for r in sizes]
+        cell = np.empty((len(sizes), ts), dtype=object)
+        for i, a in enumerate(arrays):
+            for t in range(ts):
+                cell[i, t] = a[:, t, :].T  # R x Q
+        return arrays, cell
+
+    def test_cell_round_trip(self):
+        arrays, cell = self._cell()
+        got, ts, matrix = matfile.sequences_from_matlab(cell, (2, 1))
+        assert ts == 4 and not matrix
+        for a, g in zip(arrays, got, strict=True):
+            np.testing.assert_array_equal(g, a)
+        back = matfile.sequences_to_matlab(got)
+        assert back.shape == (2, 4) and back[0, 1].shape == (2, 3)
+        np.testing.assert_array_equal(back[1, 3], cell[1, 3])
+
+    def test_plain_matrix_is_one_series_and_comes_back_plain(self):
+        x = np.arange(12.0).reshape(2, 6)  # R x TS
+        (seq,), ts, matrix = matfile.sequences_from_matlab(x, (2,))
+        assert seq.shape == (1, 6, 2) and ts == 6 and matrix
+        np.testing.assert_array_equal(seq[0, 3], x[:, 3])
+        np.testing.assert_array_equal(matfile.sequences_to_matlab([seq], matrix=True), x)
+        rows, _, _ = matfile.sequences_from_matlab(x.T, (2,), samples="rows")
+        np.testing.assert_array_equal(rows[0], seq[0:1])
+
+    def test_no_signals_gives_the_number_of_steps(self):
+        assert matfile.sequences_from_matlab(np.empty((0, 30), dtype=object), ()) == ([], 30, False)
+
+    @pytest.mark.parametrize(
+        ("value", "sizes", "message"),
+        [
+            (np.zeros((3, 6)), (2,), "has 3 features per time step but the network takes 2"),
+            (np.zeros((6, 2)), (2,), "pass --samples rows"),
+            (np.zeros((2, 6)), (2, 1), r"must be a 2 x TS cell"),
+            (np.empty((4, 1), dtype=object), (2,), "TS x 1 cell: transpose it"),
+        ],
+    )
+    def test_bad_series(self, value, sizes, message):
+        with pytest.raises(Mat2GradError, match=message):
+            matfile.sequences_from_matlab(value, sizes, what="X")
+
+    def test_series_count_must_agree_across_steps(self):
+        _, cell = self._cell()
+        cell[0, 2] = np.zeros((2, 5))
+        with pytest.raises(Mat2GradError, match="same number of series"):
+            matfile.sequences_from_matlab(cell, (2, 1))
+
+    def test_states(self):
+        arrays, cell = self._cell(ts=2)
+        got = matfile.states_from_matlab(cell, (2, 1), 2, what="Xi")
+        np.testing.assert_array_equal(got[1], arrays[1])
+        assert matfile.states_from_matlab(None, (2,), 2) is None
+        assert matfile.states_from_matlab(np.zeros((0, 0)), (2,), 2) is None
+        with pytest.raises(Mat2GradError, match="expected a 2x3 cell"):
+            matfile.states_from_matlab(cell, (2, 1), 3, what="Xi")
+
+    def test_sequence_jacobian_layout(self):
+        block = np.random.default_rng(0).normal(size=(2, 5, 3, 5, 4))  # (Q, TS, S, TS, R)
+        m = matfile.sequence_jacobian_to_matlab(block)
+        assert m.shape == (3, 4, 5, 5, 2)
+        np.testing.assert_array_equal(m[:, :, 3, 1, 1], block[1, 3, :, 1, :])
+
+
 @pytest.mark.parametrize(
     ("value", "samples", "expected"),
     [

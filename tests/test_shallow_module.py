@@ -149,3 +149,18 @@ def _tiny_record():
     from tests.records import tiny_record
 
     return tiny_record()
+
+
+def test_a_layer_fed_by_its_bias_alone_has_the_batch_shape():
+    """Biases broadcast over the samples; a layer with no weights still gets one row per
+    sample (its bias, expanded), also under vmap."""
+    from tests.records import tiny_record
+
+    rec = tiny_record(inputConnect=np.array([[0], [0]], dtype=np.uint8))
+    net = ShallowNetwork(parse_network(rec, path="net"))
+    x = torch.rand(4, 2, dtype=torch.float64)
+    a1 = np.tanh([0.1, -0.2])  # layer 1: tansig(b{1})
+    y = (a1 @ np.array([0.3, -0.7]) + 0.05 + 1.0) / 0.1 + 4.0
+    assert_close(net(x).numpy(), np.full((4, 1), y), 1e-15, "bias-only layer")
+    assert torch.func.vmap(net)(x).shape == (4, 1)
+    assert net(x[0]).shape == (1,)

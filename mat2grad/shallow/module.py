@@ -100,8 +100,14 @@ class ShallowNetwork(nn.Module):
         )
         self.input_sizes = tuple(i.size for i in spec.inputs)
         self.output_sizes = tuple(o.size for o in spec.outputs)
-        self.input_shapes = tuple((n,) for n in self.input_sizes)
-        self.output_shapes = tuple((n,) for n in self.output_sizes)
+        #: True for tapped delays, layer delays or feedback: inputs are then sequences
+        #: ``(Q, TS, R)`` and the time dimension of the shapes is ``None`` (any length).
+        self.is_dynamic = spec.is_dynamic
+        self.num_input_delays = spec.num_input_delays
+        self.num_layer_delays = spec.num_layer_delays
+        time = (None,) if self.is_dynamic else ()
+        self.input_shapes = tuple((*time, n) for n in self.input_sizes)
+        self.output_shapes = tuple((*time, n) for n in self.output_sizes)
         self.input_names = _names([i.name for i in spec.inputs], "input")
         self.output_names = _names([o.name for o in spec.outputs], "output")
         self.zero_derivative = spec.zero_derivative
@@ -115,13 +121,31 @@ class ShallowNetwork(nn.Module):
         self.eval()
 
     # ----------------------------------------------------------------------------------
-    def forward(self, *x: Tensor) -> Tensor | tuple[Tensor, ...]:
+    def forward(
+        self,
+        *x: Tensor,
+        xi: Sequence[Tensor | None] | None = None,
+        ai: Sequence[Tensor | None] | None = None,
+        steps: int | None = None,
+    ) -> Tensor | tuple[Tensor, ...]:
+        """Static networks: ``(Q, R_j)`` per input -> ``(Q, S_k)``.
+
+        Dynamic networks (``is_dynamic``): ``(Q, TS, R_j)`` per input -> ``(Q, TS, S_k)``,
+        simulated like MATLAB's ``sim(net, X, Xi, Ai)`` from initial input delay states
+        ``xi`` (raw units, ``(Q, numInputDelays, R_j)`` per input, oldest first) and layer
+        delay states ``ai`` (``(Q, numLayerDelays, S_i)`` per layer), both zeros by
+        default; ``steps`` gives the length for a network without inputs (a closed-loop
+        ``narnet``). See :mod:`mat2grad.shallow.dynamic`.
+        """
         spec = self.spec
-        if spec.is_dynamic:
+        if self.is_dynamic:
+            from .dynamic import simulate
+
+            return simulate(self, x, xi=xi, ai=ai, steps=steps).output
+        if xi is not None or ai is not None or steps is not None:
             raise Mat2GradError(
-                f"{spec.where} is a dynamic network (tapped delays or feedback: "
-                f"{_delay_summary(spec)}); it loads and `mat2grad info` describes it, but "
-                "evaluating dynamic networks is not supported yet"
+                f"{spec.where} is a static network: it has no delay states (xi, ai) or time "
+                "steps; pass only the inputs"
             )
         if len(x) != len(spec.inputs):
             raise Mat2GradError(
@@ -157,7 +181,10 @@ class ShallowNetwork(nn.Module):
                 source = p[w.source - 1] if w.kind == "IW" else a[w.source]
                 zs.append(WEIGHT[w.fcn](weights, source))
             if str(i) in self.b:
-                zs.append(self.b[str(i)].expand(*batch_shape, layer.size))
+                # broadcast over the samples (one Add in an exported graph); a layer fed by
+                # its bias alone takes the batch shape from the expansion
+                bias = self.b[str(i)]
+                zs.append(bias if zs else bias.expand(*batch_shape, layer.size))
             if not zs:
                 raise Mat2GradError(f"{spec.where}, layer {i}: the layer has no inputs and no bias")
             a[i] = TRANSFER[layer.transfer].apply(NET_INPUT[layer.net_input](zs))
@@ -208,7 +235,10 @@ def describe_spec(spec: NetworkSpec, indent: str = "  ") -> str:
             f"rows) -> {out.size} rows after reverse processing ({proc}){fb}"
         )
     if spec.is_dynamic:
-        lines.append(f"{indent}dynamic: {_delay_summary(spec)}")
+        lines.append(
+            f"{indent}dynamic: numInputDelays {spec.num_input_delays}, numLayerDelays "
+            f"{spec.num_layer_delays}; {_delay_summary(spec)}"
+        )
     if spec.zero_derivative:
         lines.append(
             f"{indent}note: zero derivative almost everywhere in {', '.join(spec.zero_derivative)}"

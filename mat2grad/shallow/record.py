@@ -19,7 +19,7 @@ Indices in the spec are MATLAB's: 1-based layer, input and output numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ __all__ = [
     "is_network_record",
     "network_record",
     "parse_network",
+    "respec",
 ]
 
 #: Fields every network record has, whatever its format version.
@@ -328,6 +329,19 @@ def parse_network(value: Any, *, source: str = "", path: str = "net") -> Network
         ),
     )
     return spec
+
+
+def respec(spec: NetworkSpec, **changes: Any) -> NetworkSpec:
+    """A copy of ``spec`` with fields replaced (``inputs``, ``input_weights``,
+    ``layer_weights``, ``outputs``, ...) and the simulation order recomputed, for the
+    transformations MATLAB applies to a network object (``closeloop``, ``openloop``).
+
+    Raises:
+        Mat2GradError: the new connections contain a zero-delay loop.
+    """
+    new = replace(spec, **changes)
+    ctx = _Ctx(spec.source, spec.path)
+    return replace(new, order=_sim_order(len(new.layers), list(new.layer_weights), ctx))
 
 
 def _parse_layer(value: Any, index: int, ctx: _Ctx) -> LayerSpec:

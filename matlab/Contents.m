@@ -1,0 +1,24 @@
+% mat2grad: derivatives of trained MATLAB networks, computed by PyTorch.
+% Version 0.1.0
+%
+% Networks: a network object, a struct with the same fields (GNU Octave), the path of a
+% .mat file holding a saved network, or the path of an .onnx file. Data in MATLAB's
+% layout: inputs R-by-Q, one column per sample.
+%
+% Derivatives
+%   mat2grad_jacobian - Jacobian of a trained network's outputs with respect to its inputs.
+%   mat2grad_hessian  - Second derivatives of one network output with respect to the inputs.
+%   mat2grad_grad     - Gradient of a network's performance (loss) with respect to its weights.
+%   mat2grad_check    - Check mat2grad's derivatives of a network against finite differences.
+%
+% Networks
+%   mat2grad_predict  - Outputs of a trained network, computed by mat2grad (like sim).
+%   mat2grad_info     - Describe the networks in a file as mat2grad reads them.
+%
+% Setup
+%   mat2grad_setup    - Tell the mat2grad helpers which Python to use, and check it works.
+%
+% The helpers run "PYTHON -m mat2grad ..." through system() (MATLAB and GNU Octave); in
+% MATLAB, mat2grad_setup('InProcess', true) calls mat2grad through py. instead. Install the
+% Python package first (pip install mat2grad, or from a clone of the repository:
+% pip install -c constraints.txt -e .), then run mat2grad_setup.

@@ -1,0 +1,16 @@
+function Y = m2g_test_onnx_reference(model, X)
+%M2G_TEST_ONNX_REFERENCE   onnxruntime's outputs of an ONNX model (S x Q) for X (R x Q).
+%   Runs m2g_onnx_reference.py beside this file with the Python under test.
+
+  folder = tempname();
+  mkdir(folder);
+  c = onCleanup(@() m2g_test_rmdir(folder));
+  data = fullfile(folder, 'x.mat');
+  out = fullfile(folder, 'y.mat');
+  save('-v7', data, 'X');
+  script = fullfile(fileparts(mfilename('fullpath')), 'm2g_onnx_reference.py');
+  [status, text] = system(sprintf('"%s" "%s" "%s" "%s" "%s" 2>&1', ...
+                                  getenv('MAT2GRAD_PYTHON'), script, model, data, out));
+  assert(status == 0, text);
+  Y = load(out).Y;
+end
