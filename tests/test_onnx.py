@@ -39,7 +39,12 @@ import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from mat2grad.onnx import describe_onnx, load_onnx  # noqa: E402
-from mat2grad.onnx.check import check_against_onnxruntime, random_feeds, run_module  # noqa: E402
+from mat2grad.onnx.check import (  # noqa: E402
+    check_against_onnxruntime,
+    import_onnxruntime,
+    random_feeds,
+    run_module,
+)
 from mat2grad.onnx.normalize import normalize  # noqa: E402
 from mat2grad.onnx.reader import read_model  # noqa: E402
 
@@ -114,8 +119,7 @@ def check_jacobians(net, xs: list[torch.Tensor], what: str) -> None:
 def _ort_reference(path: Path, net):
     """onnxruntime on the file as it is, or on the normalised graph where onnxruntime
     refuses the file (MATLAB 2018's Gemm on a 4-D tensor, PyTorch 0.3's LSTM-1)."""
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     model = read_model(path)
     options = ort.SessionOptions()
     options.log_severity_level = 3

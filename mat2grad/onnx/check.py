@@ -12,6 +12,7 @@ input) and raises :class:`Mat2GradError` naming it.
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,12 @@ from torch import fx
 from ..errors import Mat2GradError
 from .graph import FLOAT_TYPES
 
-__all__ = ["float32_tolerance", "check_against_onnxruntime", "onnxruntime_available"]
+__all__ = [
+    "float32_tolerance",
+    "check_against_onnxruntime",
+    "onnxruntime_available",
+    "import_onnxruntime",
+]
 
 #: Relative tolerance for float32 evaluation against onnxruntime, as a fraction of the
 #: reference's largest magnitude (at least 1): accumulated float32 round-off in a deep or wide
@@ -53,8 +59,17 @@ _NP = {
 }
 
 
+def import_onnxruntime():
+    """Import onnxruntime with its telemetry off unless the user decided otherwise:
+    onnxruntime (1.32) otherwise writes a session file ``.ses`` into TMPDIR on import."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime
+
+
 def _session(model: ModelProto):
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
