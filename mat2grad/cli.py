@@ -520,8 +520,8 @@ def _cmd_hessian(args: argparse.Namespace) -> int:
     matfile.write_mat(
         args.output,
         {
-            "H": matfile.batch_to_matlab(H, args.samples),
-            "Y": matfile.batch_to_matlab(Y, args.samples),
+            "H": matfile.per_sample_to_matlab(H, args.samples),
+            "Y": matfile.per_sample_to_matlab(Y, args.samples),
         },
         compress=False,
         format=args.format,

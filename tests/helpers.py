@@ -74,8 +74,9 @@ def assert_close(actual, expected, rtol: float, what: str = "") -> None:
 #: two ways of computing the same derivative in float64 (rev vs fwd vs closed forms)
 MODES_RTOL = 1e-13
 
-#: autograd vs central finite differences where the function is smooth (float64)
-FD_RTOL = 1e-7
+#: autograd vs central finite differences where the function is smooth (float64, with the
+#: steps of central_differences below)
+FD_SMOOTH_RTOL = 1e-7
 
 #: float32 results vs float64
 FLOAT32_RTOL = 1e-5
@@ -116,3 +117,31 @@ def central_differences(fn, x: np.ndarray, h: float | np.ndarray | None = None) 
             col, _ = column(r, classic[r])
         cols.append(col)
     return np.stack(cols, axis=-1)
+
+
+# ONNX (mat2grad.onnx) -----------------------------------------------------------------
+
+ONNX_FIXTURES = FIXTURES / "onnx"
+
+#: converted model vs onnxruntime, both fed the same float32-representable input: as a
+#: fraction of max(1, largest reference magnitude) (float32 round-off of the reference)
+ONNX_FLOAT32_RTOL = 1e-4
+#: float64 module vs the float64 numpy references of fixtures/generate_onnx.py
+ONNX_FIXTURE_RTOL = 1e-12
+#: per-sample Jacobian, reverse vs forward mode (both float64), relative to max(1, |J|)
+JAC_MODES_RTOL = 1e-10
+#: central finite differences (step FD_STEP, float64) vs the reverse-mode Jacobian
+FD_STEP = 1e-6
+FD_RTOL = 1e-6
+
+
+def assert_scaled_close(actual, expected, rtol: float, what: str = "") -> None:
+    """max |a - e| <= rtol * max(1, max |e|); NaNs must coincide."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (what, actual.shape, expected.shape)
+    nan_a, nan_e = np.isnan(actual), np.isnan(expected)
+    assert np.array_equal(nan_a, nan_e), f"{what}: NaN positions differ"
+    scale = max(1.0, float(np.max(np.abs(expected[~nan_e]), initial=0.0)))
+    err = float(np.max(np.abs(actual[~nan_a] - expected[~nan_e]), initial=0.0))
+    assert err <= rtol * scale, f"{what}: error {err:.3e} > {rtol:.1e} x {scale:.3g}"

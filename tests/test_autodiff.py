@@ -26,7 +26,7 @@ from mat2grad.autodiff import (
 from mat2grad.shallow.functions import TRANSFER, ZERO_DERIVATIVE
 from tests.helpers import (
     CORPUS,
-    FD_RTOL,
+    FD_SMOOTH_RTOL,
     FLOAT32_RTOL,
     MODES_RTOL,
     assert_close,
@@ -133,7 +133,7 @@ def test_corpus_modes_agree_and_match_finite_differences(case):
     assert len(x) >= 10
     J = jacobian(net, x).numpy()
     fd = central_differences(_predict_fn(net), x)
-    assert_close(J, fd, FD_RTOL, "autograd vs central differences")
+    assert_close(J, fd, FD_SMOOTH_RTOL, "autograd vs central differences")
 
 
 def _numpy_one_hidden(spec, x):
@@ -274,7 +274,7 @@ def test_every_transfer_function(transfer, position):
     x = _kink_free(net, x, KINKS)
     assert len(x) >= 20
     fd = central_differences(_predict_fn(net), x)
-    assert_close(jacobian(net, x).numpy(), fd, FD_RTOL, "central differences")
+    assert_close(jacobian(net, x).numpy(), fd, FD_SMOOTH_RTOL, "central differences")
 
 
 @pytest.mark.parametrize(
@@ -300,7 +300,7 @@ def test_processing_functions(input_steps, output_steps):
     x = np.random.default_rng(2).normal(size=(50, 5))
     J = _modes_agree(net, x)[0]
     fd = central_differences(_predict_fn(net), x)
-    assert_close(J, fd, FD_RTOL, "central differences")
+    assert_close(J, fd, FD_SMOOTH_RTOL, "central differences")
     for step in input_steps[0]:
         if isinstance(step, tuple):  # removed input rows: exact zero columns
             assert np.all(J[:, :, np.array(step[1]) - 1] == 0)
@@ -364,7 +364,7 @@ def test_topologies(name):
             else:
                 fd = central_differences(f, xs[j])
                 Jb = J[k][j]
-            assert_close(Jb.numpy(), fd, FD_RTOL, f"output {k}, input {j}")
+            assert_close(Jb.numpy(), fd, FD_SMOOTH_RTOL, f"output {k}, input {j}")
     if name == "unused-input":
         assert np.all(blocks[1] == 0)
 
@@ -489,7 +489,7 @@ def test_generic_module_with_time_series_input():
             return model(torch.from_numpy(flat).view(-1, 5, 3)).numpy()
 
     fd = central_differences(f, x.reshape(9, 15).numpy())
-    assert_close(J.reshape(9, 2, 15).numpy(), fd, FD_RTOL, "through time")
+    assert_close(J.reshape(9, 2, 15).numpy(), fd, FD_SMOOTH_RTOL, "through time")
     # parameters were frozen only during the call, and no gradient was accumulated
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
 
@@ -735,7 +735,7 @@ def test_fixture_modes_agree_and_match_reference_differences(case):
 
         for k in range(n_out):
             fd = central_differences(lambda z, k=k: f(z)[k], batch[j][keep])
-            assert_close(blocks[k * n_in + j][keep], fd, FD_RTOL, f"output {k}, input {j}")
+            assert_close(blocks[k * n_in + j][keep], fd, FD_SMOOTH_RTOL, f"output {k}, input {j}")
 
 
 def test_check_handles_a_near_constant_input_row():
@@ -747,7 +747,7 @@ def test_check_handles_a_near_constant_input_row():
     result = check(net, x)
     assert result.passed and result.skipped == (0,), result.summary()
     J = jacobian(net, x).numpy()
-    assert_close(J, central_differences(_predict_fn(net), x), FD_RTOL, "test helper")
+    assert_close(J, central_differences(_predict_fn(net), x), FD_SMOOTH_RTOL, "test helper")
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(capsys):

@@ -17,7 +17,7 @@ from mat2grad.autodiff import ZeroDerivativeWarning, check_points, hessian, jaco
 from tests.dynamic_records import to_mat
 from tests.helpers import (
     CORPUS,
-    FD_RTOL,
+    FD_SMOOTH_RTOL,
     MODES_RTOL,
     assert_close,
     central_differences,
@@ -94,7 +94,7 @@ def test_jacobian_on_every_corpus_network(case, capsys, tmp_path):
         finite = np.isfinite(x).all(1)
         fd = central_differences(lambda z: mat2grad.predict(net, z).numpy(), x[finite][:40])
         written = np.moveaxis(mj, -1, 0) if samples == "columns" else mj
-        assert_close(written[finite][:40], fd, FD_RTOL, "J vs central differences")
+        assert_close(written[finite][:40], fd, FD_SMOOTH_RTOL, "J vs central differences")
 
 
 @requires_corpus

@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 
 from mat2grad import Mat2GradError, matfile
-from mat2grad.matfile import SampleWriter, batch_to_matlab, results_to_matlab, write_mat
+from mat2grad.matfile import SampleWriter, per_sample_to_matlab, results_to_matlab, write_mat
 
 OCTAVE = shutil.which("octave-cli")
 
@@ -301,11 +301,11 @@ def test_stream_writes_a_large_result_chunk_by_chunk(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-def test_batch_to_matlab_and_cells():
-    m = batch_to_matlab(J)
+def test_per_sample_to_matlab_and_cells():
+    m = per_sample_to_matlab(J)
     assert m.shape == (3, 4, Q) and m[2, 1, 5] == J[5, 2, 1]
-    assert batch_to_matlab(J, "rows").shape == (Q, 3, 4)
-    assert batch_to_matlab(np.arange(5.0)).shape == (1, 5)  # per-sample scalars: 1 x Q
+    assert per_sample_to_matlab(J, "rows").shape == (Q, 3, 4)
+    assert per_sample_to_matlab(np.arange(5.0)).shape == (1, 5)  # per-sample scalars: 1 x Q
     cell = results_to_matlab(tuple(tuple(r) for r in CELL))
     assert cell.shape == (2, 2) and cell[1, 0].shape == (1, 4, Q)
     flat = results_to_matlab((Y, Y[:, :1]))

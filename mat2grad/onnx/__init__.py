@@ -1,0 +1,26 @@
+"""ONNX models as differentiable PyTorch modules, through onnx2torch.
+
+Public API: :func:`load_onnx` (a module that meets mat2grad's model contract) and
+:func:`describe_onnx` (what ``mat2grad info`` prints). The package mirrors onnx2torch's
+organisation:
+
+==================  ========================================================================
+``reader``          safe reading (external data confined to the model's folder), checker,
+                    refusal of non-differentiable / unsupported graphs before conversion
+``normalize``       ONNX -> ONNX rewrites before conversion (MATLAB 2018 Gemm on 4-D,
+                    opset upgrade, Dropout, outputs) -- each documented
+``converters``      converters onnx2torch lacks (LSTM/GRU/RNN, Cast, Slice-1, newer
+                    versions), added through its own registry
+``fixes``           post-conversion fixes of wrong upstream modules (Slice, Sum, Mean,
+                    PRelu, Cast) -- the one place they are fixed
+``graph``           batch axes, MATLAB layout kinds, differentiability analysis
+``model``           :class:`OnnxNetwork`, the per-sample ``vmap`` evaluator
+``check``           the load-time comparison with onnxruntime
+``_onnx2torch``     the narrow torchvision guard for ``import onnx2torch``
+==================  ========================================================================
+"""
+
+from .loader import describe_onnx, load_onnx
+from .model import OnnxNetwork
+
+__all__ = ["load_onnx", "describe_onnx", "OnnxNetwork"]
