@@ -81,7 +81,7 @@ end
 %! [net, X] = m2g_test_net ();
 %! Yref = m2g_test_forward (net, X);
 
-%!testif ; m2g_test_has ('jacobian')
+%!test
 %! % the network struct built in Octave, against complex-step differentiation of the
 %! % forward pass written in Octave (a finite difference without cancellation error)
 %! [J, Y] = mat2grad_jacobian (net, X);
@@ -90,14 +90,14 @@ end
 %! m2g_test_close (J, m2g_test_jacobian (net, X), 1e-12);
 %! assert (all (all (J(:, 3, :) == 0)));   % the constant row removed by removeconstantrows
 
-%!testif ; m2g_test_has ('jacobian')
+%!test
 %! % options reach the command line: reverse mode, chunks of 3, samples in rows
 %! [J, Y] = mat2grad_jacobian (net, X', 'Mode', 'rev', 'ChunkSize', 3, 'Samples', 'rows');
 %! assert (size (J), [7 2 5]);
 %! m2g_test_close (Y, Yref', 1e-12);
 %! m2g_test_close (J, permute (m2g_test_jacobian (net, X), [3 1 2]), 1e-12);
 
-%!testif ; m2g_test_has ('jacobian')
+%!test
 %! % two inputs and two outputs: J is a numOutputs-by-numInputs cell of blocks
 %! [net2, X2] = m2g_test_net ('multi');
 %! [J, Y] = mat2grad_jacobian (net2, X2);
@@ -108,7 +108,7 @@ end
 %!   m2g_test_close (J{k}, Jref{k}, 1e-12);
 %! end
 
-%!testif ; m2g_test_has ('jacobian') && ~isempty (m2g_test_corpus ())
+%!testif ; ~isempty (m2g_test_corpus ())
 %! % a MATLAB-saved network from the corpus, by file path: central finite differences
 %! % of MATLAB's own outputs computed by mat2grad_predict in one batch
 %! file = fullfile (m2g_test_corpus (), 'shallow', 'abj247_ann.mat');
@@ -127,7 +127,7 @@ end
 %! Jfd = permute ((Yfd(:, :, :, 1) - Yfd(:, :, :, 2)) ./ reshape (2 * h, 1, 1, R), [1 3 2]);
 %! m2g_test_close (J, Jfd, 1e-7);
 
-%!testif ; m2g_test_has ('jacobian')
+%!test
 %! % a network with tapped delays (timedelaynet, 3 series of 14 steps), 'Form', 'sum':
 %! % dX{t}(r,q) = d sum(all outputs of series q) / dX{t}(r,q), against central finite
 %! % differences of mat2grad_predict, every perturbed series side by side in one call
