@@ -22,8 +22,18 @@ Nothing here pickles a Python object: ``.pt2`` is written by ``torch.export.save
 ``torch.jit.save`` and ``.onnx`` by protobuf, and each file carries its description as JSON
 (``mat2grad.json``; ONNX ``metadata_props``). Before a file is written, its bytes are loaded
 back the way a user would load them (``torch.export.load``, ``torch.jit.load``, onnxruntime
-when installed) and run on batches of 1 and 2 samples against the network (the export traced
-3): a file that fails or disagrees is never written. Files are written atomically.
+when installed, or onnx's reference evaluator for a float64 graph with operators onnxruntime
+runs in float32 only) and run on batches of 1 and 4 samples against the network (the export
+traced 3): a file that fails or disagrees is never written. Files are written atomically.
+
+ONNX networks are not exported as they run in mat2grad (each sample at batch 1 under
+``torch.func.vmap``, which no exporter can write with a dynamic batch), but as the
+batch-generic graph of plain ATen operations that ``mat2grad.onnx.portable`` records from
+them (NOTE [Batch-generic graph] there); the file written is still compared with the network
+itself. So an ``.onnx`` file can be converted to ``.onnx``: re-exported at a chosen opset and
+precision, valid (MATLAB 2018's ``Gemm`` on a 4-D tensor, which onnxruntime and
+``onnx.checker`` reject, comes out as a valid graph), with a dynamic batch even where the
+source baked batch 1 into its Reshape constants.
 
 Sources (consulted with the workplace's ``search`` tool):
 
@@ -108,8 +118,10 @@ def convert(
         out: the file to write; its suffix picks the format (``.pt2``, ``.pt``, ``.onnx``).
         network: MATLAB-style path of the network inside the MAT-file, when it holds several.
         dtype: ``torch.float64`` or ``torch.float32`` (also ``"float64"`` / ``"float32"``):
-            the precision of the weights and of the graph. Default: float64 for a file, the
-            module's own precision for a loaded module.
+            the precision of the weights and of the graph. Default: float64 for a file,
+            except ``.onnx`` written from an ``.onnx`` file, which keeps that file's own
+            precision (float32 for nearly every exporter; onnxruntime runs Conv and pooling
+            in float32 only); the module's own precision for a loaded module.
         opset: ONNX opset (``.onnx`` only; default :data:`DEFAULT_OPSET`).
         matlab_layout: ``.onnx`` only: inputs ``R x Q`` and outputs ``S x Q`` (one sample per
             column, as MATLAB's ``sim``) instead of batch-first ``(Q, R)`` / ``(Q, S)``.
@@ -162,16 +174,19 @@ def convert(
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise Mat2GradError(f"{out}: the folder {out.parent} does not exist")
 
+    if dtype is None and suffix == ".onnx" and not isinstance(source, nn.Module):
+        dtype = _onnx_file_dtype(source)
     model, source_name = _model(source, network, dtype)
     dtype = _model_dtype(model)
     where = _where(model, source_name)
     _check_convertible(model, where)
     example = _example_inputs(model, dtype)
     _probe(model, example, where)
+    exportable = _exportable(model, where)
     info = _description(model, source_name, suffix, dtype, opset, matlab_layout)
     try:
         with _exporter_output_silenced():
-            data = FORMATS[suffix](model, example, info, opset, matlab_layout)
+            data = FORMATS[suffix](exportable, example, info, opset, matlab_layout)
     except Mat2GradError:
         raise
     except Exception as exc:  # the exporters' own errors, at the API boundary
@@ -207,6 +222,33 @@ def _dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     return dtype
 
 
+def _onnx_file_dtype(source: str | os.PathLike[str]) -> torch.dtype | None:
+    """The precision of an ONNX file's floating inputs (float64 for DOUBLE, else float32), or
+    None for another kind of file. An ``.onnx`` written from an ``.onnx`` keeps it by default:
+    onnxruntime's CPU kernels for Conv and pooling are float32 only, so widening a float32
+    file to float64 would give a file most users could not run."""
+    from .loading import is_onnx
+
+    if not is_onnx(source) or not Path(source).is_file():
+        return None
+    import onnx
+
+    try:
+        model = onnx.load(os.fspath(source), load_external_data=False)
+    except Exception:  # noqa: BLE001 - load() reports unreadable files with its own message
+        return None
+    inits = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        elem = value.type.tensor_type.elem_type
+        if value.name in inits:
+            continue
+        if elem == onnx.TensorProto.DOUBLE:
+            return torch.float64
+        if elem in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16):
+            return torch.float32
+    return None
+
+
 def _model_dtype(model: nn.Module) -> torch.dtype:
     for t in [*model.parameters(), *model.buffers()]:
         if t.is_floating_point():
@@ -229,13 +271,16 @@ def _model(
                     "loaded with mat2grad.load (or a file)"
                 )
         spec = getattr(source, "spec", None)
-        name = Path(spec.source).name if getattr(spec, "source", "") else None
+        origin = spec.source if spec is not None else getattr(source, "source", None)
+        name = Path(origin).name if isinstance(origin, str) and origin else None
         # a private copy (the caller's module keeps its dtype); the spec is immutable and may
         # hold megabytes of example inputs: shared, not copied
         memo = {id(spec): spec} if spec is not None else {}
         model = copy.deepcopy(source, memo)
         if dtype is not None:
             model = model.to(dtype)
+            if isinstance(getattr(model, "dtype", None), torch.dtype):
+                model.dtype = dtype  # an ONNX network converts its inputs to it
     else:
         from .loading import load
 
@@ -285,11 +330,18 @@ def _check_convertible(model: nn.Module, where: str) -> None:
             raise Mat2GradError(f"{where}: input '{name}' has an empty shape {tuple(shape)}")
 
 
-def _example_inputs(model: nn.Module, dtype: torch.dtype) -> tuple[Tensor, ...]:
-    gen = torch.Generator().manual_seed(0)
+def _example_inputs(
+    model: nn.Module, dtype: torch.dtype, batch: int = _EXAMPLE_BATCH, seed: int = 0
+) -> tuple[Tensor, ...]:
+    """Random inputs, ``(batch, *input_shape)``; zeros for the integer inputs of an ONNX
+    network (``input_float``)."""
+    gen = torch.Generator().manual_seed(seed)
+    floats = getattr(model, "input_float", None) or (True,) * len(model.input_shapes)
     return tuple(
-        torch.randn(_EXAMPLE_BATCH, *map(int, shape), generator=gen, dtype=dtype)
-        for shape in model.input_shapes
+        torch.randn(batch, *map(int, shape), generator=gen, dtype=dtype)
+        if is_float
+        else torch.zeros(batch, *map(int, shape), dtype=torch.int64)
+        for shape, is_float in zip(model.input_shapes, floats, strict=True)
     )
 
 
@@ -307,6 +359,19 @@ def _probe(model: nn.Module, example: tuple[Tensor, ...], where: str) -> None:
             f"{len(model.output_names)} (output_names); it does not follow mat2grad's model "
             "contract"
         )
+
+
+def _exportable(model: nn.Module, where: str) -> nn.Module:
+    """What the exporters are given: the network itself, or for an ONNX network (which runs
+    each sample under ``vmap``) its batch-generic graph (NOTE [Batch-generic graph] in
+    ``mat2grad.onnx.portable``)."""
+    from .onnx.model import OnnxNetwork
+
+    if not isinstance(model, OnnxNetwork):
+        return model
+    from .onnx.portable import portable_network
+
+    return portable_network(model, where)
 
 
 # --------------------------------------------------------------------------------------
@@ -355,6 +420,12 @@ def _description(
         "outputs out, as MATLAB's sim",
         "zero_derivative": list(getattr(model, "zero_derivative", ())),
     }
+    if getattr(model, "producer", None) is not None and hasattr(model, "notes"):
+        # an ONNX network: what wrote the source, and what mat2grad rewrote in it (the
+        # MATLAB 2018 exporter's Gemm on a 4-D tensor, old opsets, Dropout, ...)
+        info["source_producer"] = model.producer
+        info["source_opset"] = getattr(model, "opset", None)
+        info["rewrites"] = list(model.notes)
     if opset is not None:
         info["opset"] = opset
         fmt = "CB" if matlab_layout else "BC"
@@ -379,6 +450,10 @@ def _docstring(info: dict[str, Any]) -> str:
         where = f"network '{info['network_path']}' of {where}"
     lines = [f"{info['producer']}: {where}, as {info['format']} ({info['dtype']})."]
     lines.append(f"Layout: {info['layout']}; Q, the batch, is dynamic.")
+    if "source_producer" in info:
+        who = info["source_producer"] or "an unknown producer"
+        lines.append(f"Source: ONNX by {who}, opset {info['source_opset']}.")
+        lines += [f"Rewritten on loading: {note}." for note in info["rewrites"]]
     for i in info["inputs"]:
         proc = ", ".join(i["processing"]) or "none"
         lines.append(f"Input '{i['name']}' {i['shape']}: processing folded in: {proc}.")
@@ -461,6 +536,11 @@ def _write_onnx(
                     "(features x samples) applies to vector inputs only"
                 )
         example = tuple(x.T.contiguous() for x in example)
+    # the exporter takes names of its own making and renames to the final ones afterwards:
+    # it refuses names such as '15', which its internal values use (ONNX files from PyTorch
+    # name their inputs and outputs so)
+    tmp_in = [f"mat2grad_input_{j}" for j in range(len(in_names))]
+    tmp_out = [f"mat2grad_output_{k}" for k in range(len(out_names))]
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # torch 2.13 deprecates the TorchScript-based exporter in favour of one that needs
@@ -472,13 +552,14 @@ def _write_onnx(
             buf,
             dynamo=False,
             opset_version=opset,
-            input_names=in_names,
-            output_names=out_names,
-            dynamic_axes={n: {axis: "Q"} for n in in_names + out_names},
+            input_names=tmp_in,
+            output_names=tmp_out,
+            dynamic_axes={n: {axis: "Q"} for n in tmp_in + tmp_out},
             do_constant_folding=True,
             verbose=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
+    _rename_values(proto.graph, dict(zip(tmp_in + tmp_out, in_names + out_names, strict=True)))
     # the exporter may leave a feature size symbolic (an output of size 1 after a broadcast):
     # declare every size, so importers see (Q, R) -> (Q, S); the checker below verifies them
     declared = dict(zip(in_names + out_names, shapes, strict=True))
@@ -512,6 +593,35 @@ def _write_onnx(
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto, full_check=True)  # includes strict shape inference
     return proto.SerializeToString()
+
+
+def _rename_values(graph: Any, renames: dict[str, str]) -> None:
+    """Rename values of an ONNX graph (``old -> new``); an internal value that already has
+    one of the new names is renamed out of the way first."""
+    used = {t.name for t in graph.initializer}
+    used |= {v.name for v in [*graph.input, *graph.output, *graph.value_info]}
+    for node in graph.node:
+        used.update(node.input)
+        used.update(node.output)
+    mapping: dict[str, str] = {}
+    for new in renames.values():
+        if new in used and new not in renames:
+            fresh, k = f"{new}_internal", 1
+            while fresh in used or fresh in renames.values():
+                k += 1
+                fresh = f"{new}_internal{k}"
+            used.add(fresh)
+            mapping[new] = fresh
+    mapping.update(renames)
+
+    def rename(name: str) -> str:
+        return mapping.get(name, name)
+
+    for node in graph.node:
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]
+    for item in [*graph.initializer, *graph.input, *graph.output, *graph.value_info]:
+        item.name = rename(item.name)
 
 
 class _Portable(nn.Module):
@@ -563,13 +673,17 @@ _FORMAT_NAMES = {
 #: for another runtime's round-off, tight enough for any structural error (a batch size baked
 #: into the graph, a wrong layout) to show
 _VERIFY_RTOL = {torch.float64: 1e-10, torch.float32: 1e-4}
+#: batch sizes a reloaded file is run at: 1, and one that no export or recording used
+#: (the exporters trace 3 samples; ONNX networks are recorded at 2, 3 and 5)
+_VERIFY_BATCHES = (1, 4)
 
 
 def _verify(
     suffix: str, data: bytes, model: nn.Module, dtype: torch.dtype, ml: bool, where: str
 ) -> None:
-    """Reload ``data`` as a user would and compare it with ``model`` on batches of 1 and 2
-    samples (the export traced 3). ``.onnx`` is run by onnxruntime when it is installed."""
+    """Reload ``data`` as a user would and compare it with ``model`` on batches of
+    :data:`_VERIFY_BATCHES` samples. ``.onnx`` is run by onnxruntime when it is installed
+    (by onnx's reference evaluator where onnxruntime has no float64 kernel)."""
     name = _FORMAT_NAMES[suffix]
     try:
         run = _LOADERS[suffix](data, ml)
@@ -580,12 +694,8 @@ def _verify(
         ) from exc
     if run is None:
         return
-    gen = torch.Generator().manual_seed(1)
-    for q in (1, 2):
-        xs = tuple(
-            torch.randn(q, *map(int, shape), generator=gen, dtype=dtype)
-            for shape in model.input_shapes
-        )
+    for q in _VERIFY_BATCHES:
+        xs = _example_inputs(model, dtype, q, seed=q)
         with torch.no_grad():
             expected = _outputs(model(*xs))
         try:
@@ -649,10 +759,24 @@ def _load_onnx(data: bytes, ml: bool) -> Callable[[tuple[Tensor, ...]], list[np.
         return None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 4  # fatal only: a failing run raises, and is reported
-    session = onnxruntime.InferenceSession(
-        data, sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    names = [i.name for i in session.get_inputs()]
+    try:
+        session = onnxruntime.InferenceSession(
+            data, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        names = [i.name for i in session.get_inputs()]
+    except Exception as exc:
+        if type(exc).__name__ != "NotImplemented":
+            raise
+        # onnxruntime's CPU kernels for Conv, ConvTranspose and pooling are float32 only
+        # ("Could not find an implementation for Conv(11)"): a float64 file is valid ONNX
+        # (the checker passed), and it is verified with onnx's own reference evaluator
+        from onnx import load_from_string
+        from onnx.reference import ReferenceEvaluator
+
+        proto = load_from_string(data)
+        weights = {t.name for t in proto.graph.initializer}  # graph inputs below opset 9
+        session = ReferenceEvaluator(proto)
+        names = [i.name for i in proto.graph.input if i.name not in weights]
 
     def run(xs: tuple[Tensor, ...]) -> list[np.ndarray]:
         arrays = [x.numpy().T.copy() if ml else x.numpy() for x in xs]

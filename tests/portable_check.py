@@ -7,7 +7,8 @@ mat2grad (a pickled class, a custom op) fails here. One run checks many files of
     python -I portable_check.py KIND MANIFEST.json RESULTS.npz
 
 KIND is ``pt2``, ``pt`` or ``onnx``. MANIFEST.json lists the cases (see
-``tests/test_convert.py::_manifest_entry``); RESULTS.npz receives, per case, the outputs for the
+``tests/test_convert.py::Converted``); an ``.onnx`` file that onnxruntime cannot run (float64
+Conv) is run by onnx's reference evaluator. RESULTS.npz receives, per case, the outputs for the
 whole batch (``ID|FILE|y{k}``), for the first sample alone (``ID|FILE|q1_y{k}``) and, for
 ``.pt2`` and ``.pt``, the per-sample Jacobians ``ID|pt2|J{k}_{j}`` (``(Q, S_k, R_j)``)
 computed with ``torch.func.jacrev``.
@@ -68,15 +69,37 @@ def check_pt(case, xs, results):
         results[f"{case['id']}|pt|{key}"] = value
 
 
-def check_onnx(case, xs, results):
+def _onnx_session(path):
+    """onnxruntime, or onnx's reference evaluator where onnxruntime has no kernel for the
+    file's element type (float64 Conv and pooling); with the input and output names."""
     import onnxruntime as ort
 
-    for kind in ("onnx64", "onnx32", "onnx_ml"):
-        session = ort.InferenceSession(case["files"][kind], providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs()]
+    try:
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        if type(exc).__name__ != "NotImplemented":
+            raise
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        model = onnx.load(path)
+        weights = {t.name for t in model.graph.initializer}
+        names = [i.name for i in model.graph.input if i.name not in weights]
+        return ReferenceEvaluator(model), names, [o.name for o in model.graph.output]
+    outs = [o.name for o in session.get_outputs()]
+    return session, [i.name for i in session.get_inputs()], outs
+
+
+def check_onnx(case, xs, results):
+    for kind in ("onnx64", "onnx32", "onnx_ml", "onnx_own"):
+        if kind not in case["files"]:
+            continue  # an ONNX source has no MATLAB-layout file unless its inputs are vectors
+        session, names, outs = _onnx_session(case["files"][kind])
         assert names == case["input_names"], (names, case["input_names"])
-        assert [o.name for o in session.get_outputs()] == case["output_names"]
-        dtype = np.float32 if kind == "onnx32" else np.float64
+        assert outs == case["output_names"], (outs, case["output_names"])
+        # onnx_own: an ONNX source converted in its own precision, named by the manifest
+        dtype = {"onnx32": np.float32, "onnx_own": np.dtype(case.get("own_dtype", "float32"))}
+        dtype = dtype.get(kind, np.float64)
         for prefix, batch in (("", xs), ("q1_", [x[:1] for x in xs])):
             if kind == "onnx_ml":  # MATLAB layout: R x Q in, S x Q out
                 feed = {

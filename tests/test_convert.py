@@ -3,17 +3,23 @@
 Every corpus shallow network and every static synthetic fixture (``fixtures/MANIFEST.toml``:
 one per MATLAB transfer, weight, net input and processing function, several inputs and outputs,
 NaN inputs, every file variant) is converted to ``.pt2``, ``.pt``, ``.onnx`` float64, ``.onnx``
-float32 and ``.onnx`` in MATLAB's layout. One fresh interpreter per kind
+float32 and ``.onnx`` in MATLAB's layout; so is every corpus ONNX file (but the scikit-learn
+pipeline, which must be refused naming its operator) and every ``fixtures/onnx`` model, to
+``.pt2``, ``.pt``, ``.onnx`` float64 and ``.onnx`` in the file's own precision (and MATLAB's
+layout where the inputs are vectors). One fresh interpreter per kind
 (``tests/portable_check.py``, run with ``python -I`` and with ``import mat2grad`` blocked) loads
-the files with plain torch / onnxruntime and evaluates them on the case's own inputs; its
+the files with plain torch / onnxruntime and evaluates them on the case's own inputs (ONNX
+sources: 6 random samples, a batch size no export or recording used, and each one alone); its
 outputs and, for ``.pt2`` and ``.pt``, its ``torch.func.jacrev`` Jacobians are compared here
-with mat2grad's own module.
+with mat2grad's own module (float64, and float32 for the float32 files) and with
+``mat2grad.jacobian``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +34,7 @@ import mat2grad
 from mat2grad import Mat2GradError, matfile
 from mat2grad.cli import build_parser, main
 from mat2grad.convert import DEFAULT_OPSET
+from mat2grad.onnx import load_onnx
 from mat2grad.shallow.module import ShallowNetwork
 from mat2grad.shallow.record import parse_network
 from tests.helpers import (
@@ -35,7 +42,11 @@ from tests.helpers import (
     FIXTURES,
     FLOAT32_RTOL,
     FORWARD_RTOL,
+    ONNX_FIXTURES,
+    ONNX_FLOAT32_RTOL,
+    ROOT,
     assert_close,
+    assert_scaled_close,
     corpus_cases,
     requires_corpus,
 )
@@ -63,6 +74,25 @@ for _p in corpus_cases("shallow/"):
         CASES[f"corpus:{_p.id}"] = (CORPUS, _p.values[0])
         CASE_PARAMS.append(pytest.param(f"corpus:{_p.id}", id=_p.id))
 CASE_PARAMS += [pytest.param(k, id=k.split(":", 1)[1]) for k in CASES if k.startswith("fixture")]
+
+#: ONNX sources: case id -> file. Corpus files whose MANIFEST check says they are not
+#: differentiable must be refused instead (NOT_CONVERTIBLE)
+ONNX_SOURCES: dict[str, Path] = {}
+ONNX_PARAMS = []
+NOT_CONVERTIBLE = []
+for _p in corpus_cases("onnx/"):
+    if _p.values[0] is None:
+        ONNX_PARAMS.append(pytest.param(None, marks=requires_corpus, id="onnx-no-corpus"))
+        NOT_CONVERTIBLE.append(pytest.param(None, marks=requires_corpus, id="onnx-no-corpus"))
+    elif "not differentiable" in _p.values[0].get("check", ""):
+        NOT_CONVERTIBLE.append(pytest.param(CORPUS / _p.values[0]["file"], id=_p.id))
+    else:
+        key = f"onnx:{Path(_p.values[0]['file']).stem}"
+        ONNX_SOURCES[key] = CORPUS / _p.values[0]["file"]
+        ONNX_PARAMS.append(pytest.param(key, id=key.split(":", 1)[1]))
+for _f in sorted(ONNX_FIXTURES.glob("*.onnx")):
+    ONNX_SOURCES[f"onnx-fixture:{_f.stem}"] = _f
+    ONNX_PARAMS.append(pytest.param(f"onnx-fixture:{_f.stem}", id=_f.stem))
 
 
 def _load(case_id: str) -> ShallowNetwork:
@@ -133,13 +163,17 @@ class Converted:
         self.manifest: list[dict] = []
         self.reference: dict[str, dict] = {}
         self.results: dict[str, np.ndarray] = {}
+        self.onnx_files: dict[str, dict[str, str]] = {}
+        self.onnx_jobs: subprocess.Popen | None = None
+
+    def _stem(self, case_id: str) -> Path:
+        name = case_id.replace(":", "_").replace("{", "(").replace("}", ")").replace("/", "_")
+        return self.root / name
 
     def add(self, case_id: str) -> None:
         net = _load(case_id)
         xs = _samples(case_id, net)
-        stem = self.root / case_id.replace(":", "_").replace("{", "(").replace("}", ")").replace(
-            "/", "_"
-        )
+        stem = self._stem(case_id)
         files = {
             "pt2": mat2grad.convert(net, f"{stem}.pt2"),
             "pt": mat2grad.convert(net, f"{stem}.pt"),
@@ -156,32 +190,113 @@ class Converted:
             "y32": _outputs(net32, [x.astype(np.float32) for x in xs]),
             "J": _jacobians(net, xs),
         }
-        in_names = list(net.input_names)
-        out_names = [n if n not in in_names else f"{n}_2" for n in net.output_names]
+        self._enter(case_id, net, files, stem)
+
+    def start_onnx(self, case_ids: list[str]) -> None:
+        """Convert the ONNX sources in a process beside this one (``tests/convert_jobs.py``):
+        from the loaded float64 network ``.pt2``, ``.pt``, ``.onnx`` float64 and, for vector
+        inputs, MATLAB's layout; from the file ``.onnx`` in the file's own precision (the
+        default). Every format of one network after the other in one process: the sequence
+        ``.pt2``, ``.pt``, ``.onnx`` once crashed torch when ONNX networks were traced
+        through vmap."""
+        jobs = []
+        for case_id in case_ids:
+            path, stem = ONNX_SOURCES[case_id], self._stem(case_id)
+            files = {
+                "pt2": (f"{stem}.pt2", {}, True),
+                "pt": (f"{stem}.pt", {}, True),
+                "onnx64": (f"{stem}.f64.onnx", {}, True),
+                "onnx_own": (f"{stem}.own.onnx", {}, False),
+            }
+            if _vector_inputs(path):
+                files["onnx_ml"] = (f"{stem}.ml.onnx", {"matlab_layout": True}, True)
+            self.onnx_files[case_id] = {kind: out for kind, (out, _, _) in files.items()}
+            jobs += [
+                {"source": str(path), "out": out, "options": opts, "loaded": loaded}
+                for out, opts, loaded in files.values()
+            ]
+        (self.root / "jobs.json").write_text(json.dumps(jobs))
+        self.onnx_jobs = subprocess.Popen(
+            [sys.executable, "-m", "tests.convert_jobs", "jobs.json", "jobs_done.json"],
+            cwd=self.root,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def finish_onnx(self) -> None:
+        """Wait for the conversions; every one must have succeeded."""
+        _, err = self.onnx_jobs.communicate(timeout=600)
+        assert self.onnx_jobs.returncode == 0, f"the ONNX conversions failed:\n{err}"
+        done = json.loads((self.root / "jobs_done.json").read_text())
+        failed = {out: why for out, why in done.items() if why != "ok"}
+        assert not failed, f"conversions of ONNX sources failed: {failed}"
+
+    def add_onnx(self, case_id: str) -> None:
+        """References for an ONNX source: ``load_onnx`` in float64 and in the file's own
+        precision, and ``mat2grad.jacobian``, on 6 random samples."""
+        path = ONNX_SOURCES[case_id]
+        net = load_onnx(path, check=False)
+        assert all(net.input_float), "integer inputs: give the case its own samples"
+        rng = np.random.default_rng(0)
+        xs = [rng.uniform(-1.0, 1.0, (Q, *shape)) for shape in net.input_shapes]
+        stem = self._stem(case_id)
+        np.savez(f"{stem}.npz", **{f"x{j}": x for j, x in enumerate(xs)})
+        own = _declared_precision(path)
+        net_own = load_onnx(path, dtype=torch.float32, check=False) if own == "float32" else net
+        jac = {}
+        if net.not_differentiable is None:
+            J = mat2grad.jacobian(net, *xs, progress=False)  # J[k][j], or J for one of each
+            blocks = J if isinstance(J, tuple) else ((J,),)
+            for k, row in enumerate(blocks):
+                for j, block in enumerate(row):
+                    jac[f"J{k}_{j}"] = np.asarray(block)
+        self.reference[case_id] = {
+            "net": net,
+            "x": xs,
+            "y64": _outputs(net, xs),
+            "own": own,
+            "y_own": _outputs(net_own, [x.astype(own) for x in xs]),
+            "J": jac,
+        }
+        self._enter(case_id, net, self.onnx_files[case_id], stem)
+        self.manifest[-1]["own_dtype"] = own
+
+    def _enter(self, case_id: str, net, files: dict, stem: Path) -> None:
+        in_names = [str(n) for n in net.input_names]
+        out_names = [n if n not in in_names else f"{n}_2" for n in map(str, net.output_names)]
         self.manifest.append(
             {
                 "id": case_id,
                 "files": {k: str(v) for k, v in files.items()},
                 "data": f"{stem}.npz",
-                "n_inputs": len(xs),
+                "n_inputs": len(in_names),
                 "input_names": in_names,
                 "output_names": out_names,
             }
         )
 
     def run(self) -> None:
+        """The three portable checks, side by side in fresh interpreters."""
         path = self.root / "manifest.json"
         path.write_text(json.dumps(self.manifest))
+        procs = {}
         for kind in ("pt2", "pt", "onnx"):
             out = self.root / f"results_{kind}.npz"
-            proc = subprocess.run(
-                [sys.executable, "-I", str(CHECKER), kind, str(path), str(out)],
-                cwd=self.root,
-                capture_output=True,
-                text=True,
-                timeout=300,
+            procs[kind] = (
+                subprocess.Popen(
+                    [sys.executable, "-I", str(CHECKER), kind, str(path), str(out)],
+                    cwd=self.root,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+                out,
             )
-            assert proc.returncode == 0, f"portable check of .{kind} failed:\n{proc.stderr}"
+        for kind, (proc, out) in procs.items():
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, f"portable check of .{kind} failed:\n{err}"
             with np.load(out) as data:
                 self.results.update({k: data[k] for k in data.files})
 
@@ -190,9 +305,14 @@ class Converted:
 def converted(tmp_path_factory) -> Converted:
     torch.set_num_threads(1)
     conv = Converted(tmp_path_factory.mktemp("convert"))
+    onnx_ids = [p.values[0] for p in ONNX_PARAMS if p.values[0] is not None]
+    conv.start_onnx(onnx_ids)
     for p in CASE_PARAMS:
         if p.values[0] is not None:
             conv.add(p.values[0])
+    for case_id in onnx_ids:
+        conv.add_onnx(case_id)
+    conv.finish_onnx()
     conv.run()
     return conv
 
@@ -276,6 +396,149 @@ def test_torch_files_carry_their_description(converted, case_id):
     extra = {"mat2grad.json": ""}
     torch.jit.load(entry["files"]["pt"], _extra_files=extra)
     assert json.loads(extra["mat2grad.json"])["layout"].startswith("batch-first")
+
+
+# --------------------------------------------------------------------------------------
+# ONNX sources
+# --------------------------------------------------------------------------------------
+
+
+def _assert_float32_close(actual, expected, what: str) -> None:
+    """float32 results: the ONNX module's float32 tolerance, scaled by max(1, |y|)."""
+    assert_scaled_close(actual, expected, ONNX_FLOAT32_RTOL, what)
+
+
+def _assert_close_in(dtype: str):
+    def check(actual, expected, what: str) -> None:
+        if dtype == "float32":
+            _assert_float32_close(actual, expected, what)
+        else:
+            assert_close(actual, expected, FORWARD_RTOL, what)
+
+    return check
+
+
+#: file kind -> reference outputs: float64 files against mat2grad's float64 network
+#: (load_onnx), the file in the source's own precision (float32 for all but one) against the
+#: network loaded in that precision
+ONNX_KINDS = {"pt2": "y64", "pt": "y64", "onnx64": "y64", "onnx_ml": "y64", "onnx_own": "y_own"}
+
+
+@pytest.mark.parametrize("kind", ONNX_KINDS)
+@pytest.mark.parametrize("case_id", ONNX_PARAMS)
+def test_reloaded_files_reproduce_the_onnx_network(converted, case_id, kind):
+    """Outputs of the file converted from an ONNX source, reloaded without mat2grad, on 6
+    samples and on one (every file is also run at 1 and 4 samples by convert itself)."""
+    entry = next(e for e in converted.manifest if e["id"] == case_id)
+    ref = converted.reference[case_id]
+    if kind not in entry["files"]:
+        assert kind == "onnx_ml" and any(len(s) > 1 for s in ref["net"].input_shapes)
+        return  # the MATLAB layout is written for vector inputs only
+    ref_key = ONNX_KINDS[kind]
+    check = _assert_close_in(ref["own"] if kind == "onnx_own" else "float64")
+    for k, expected in enumerate(ref[ref_key]):
+        got = converted.results[f"{case_id}|{kind}|y{k}"]
+        assert got.dtype == expected.dtype
+        check(got, expected, f"{case_id} {kind} output {k + 1}")
+        one = converted.results[f"{case_id}|{kind}|q1_y{k}"]
+        check(one, expected[:1], f"{case_id} {kind} output {k + 1}, Q=1")
+
+
+@pytest.mark.parametrize("kind", ["pt2", "pt"])
+@pytest.mark.parametrize("case_id", ONNX_PARAMS)
+def test_jacobians_of_the_reloaded_onnx_file_equal_mat2grads(converted, case_id, kind):
+    """jacrev of the reloaded file, per sample, equals ``mat2grad.jacobian`` of the network."""
+    ref = converted.reference[case_id]
+    assert ref["J"], "the network is differentiable: mat2grad gave its Jacobian"
+    for key, expected in ref["J"].items():
+        got = converted.results[f"{case_id}|{kind}|{key}"]
+        assert got.shape == expected.shape == (Q, *got.shape[1:])
+        assert_close(got, expected, FORWARD_RTOL, f"{case_id} {kind} Jacobian {key}")
+
+
+def _vector_inputs(path: Path) -> bool:
+    """Whether every input of an ONNX file is (batch, n): the MATLAB layout applies."""
+    model = onnx.load(path, load_external_data=False)
+    inits = {t.name for t in model.graph.initializer}
+    return all(
+        len(v.type.tensor_type.shape.dim) == 2 for v in model.graph.input if v.name not in inits
+    )
+
+
+def _declared_precision(path: Path) -> str:
+    """The element type of an ONNX file's first input, as numpy names it."""
+    elem = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.elem_type
+    return {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64"}[elem]
+
+
+def _original_outputs(path: Path, net, xs: list[np.ndarray], dtype: str) -> list[np.ndarray] | None:
+    """onnxruntime on the original file, one sample at a time (some bake batch 1), in
+    mat2grad's batch-first layout; None where onnxruntime refuses the file."""
+    from mat2grad.onnx.check import import_onnxruntime
+
+    ort = import_onnxruntime()
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - MATLAB 2018's Gemm on a 4-D tensor, PyTorch 0.3's LSTM-1
+        return None
+    names = [i.name for i in session.get_inputs() if i.name in net.input_names]
+    samples = []
+    for q in range(Q):
+        feed = {
+            name: np.moveaxis(x[q : q + 1], 0, axis).astype(dtype)
+            for name, x, axis in zip(names, xs, net.input_batch_axes, strict=True)
+        }
+        outs = session.run(list(net.output_names), feed)
+        axes = net.output_batch_axes
+        samples.append([np.moveaxis(y, a, 0) for y, a in zip(outs, axes, strict=True)])
+    return [np.concatenate(ys) for ys in zip(*samples, strict=True)]
+
+
+@pytest.mark.parametrize("case_id", ONNX_PARAMS)
+def test_onnx_from_onnx_is_valid_dynamic_and_matches_the_original(converted, case_id):
+    """``convert x.onnx -o y.onnx``: the file's own precision by default (float32 for every
+    file but a float64 scikit-learn MLP), a dynamic batch Q,
+    the checker's full shape inference passes (also for MATLAB 2018's invalid Gemm on 4-D
+    tensors), the description names the source and the rewrites, and onnxruntime gives what
+    it gives for the original file (where it can run it)."""
+    entry = next(e for e in converted.manifest if e["id"] == case_id)
+    ref = converted.reference[case_id]
+    net, path = ref["net"], ONNX_SOURCES[case_id]
+    model = onnx.load(entry["files"]["onnx_own"])
+    onnx.checker.check_model(model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    assert model.opset_import[0].version == DEFAULT_OPSET
+    declared = [*inferred.graph.input, *inferred.graph.output]
+    shapes = [*net.input_shapes, *net.output_shapes]
+    assert [v.name for v in declared] == entry["input_names"] + entry["output_names"]
+    elem = {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE}[ref["own"]]
+    for value, shape in zip(declared, shapes, strict=True):
+        assert value.type.tensor_type.elem_type == elem
+        dims = value.type.tensor_type.shape.dim
+        assert dims[0].dim_param == "Q"
+        assert [d.dim_value for d in dims[1:]] == list(shape)
+    info = json.loads({p.key: p.value for p in model.metadata_props}["mat2grad"])
+    assert info["source_file"] == path.name
+    assert info["source_producer"] == net.producer
+    assert info["rewrites"] == list(net.notes)
+    assert path.name in model.doc_string and "Q, the batch, is dynamic" in model.doc_string
+    original = _original_outputs(path, net, ref["x"], ref["own"])
+    if original is None:  # onnxruntime refuses the original: the converted file it runs
+        assert f"{case_id}|onnx_own|y0" in converted.results
+        return
+    for k, expected in enumerate(original):
+        got = converted.results[f"{case_id}|onnx_own|y{k}"]
+        _assert_close_in(ref["own"])(got, expected, f"{case_id} output {k + 1}")
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt", ".onnx"])
+@pytest.mark.parametrize("path", NOT_CONVERTIBLE)
+def test_an_onnx_model_that_is_not_differentiable_is_refused_naming_the_operator(
+    tmp_path, path, suffix
+):
+    with pytest.raises(Mat2GradError, match=r"operator \w+ \(node '[^']+'.*not differentiable"):
+        mat2grad.convert(path, tmp_path / f"n{suffix}")
+    assert not list(tmp_path.iterdir())
 
 
 # --------------------------------------------------------------------------------------
