@@ -53,6 +53,12 @@ With --matlab-layout an .onnx file takes MATLAB's R x Q and returns S x Q instea
 Gradients through a .pt2 or .pt file are mat2grad's; through hardlim, hardlims and compet
 they are zero almost everywhere. Dynamic networks (delays, feedback) are not converted.
 
+An .onnx FILE converts too: the network mat2grad loads (MATLAB 2018's Gemm on a 4-D tensor
+fixed, old opsets upgraded, Dropout removed) is written with a dynamic batch Q, also where
+FILE baked batch 1 into its Reshape constants; .onnx to .onnx gives a valid file at the
+chosen opset. Its tensors are batch-first as mat2grad's ONNX networks take them: (Q, C, H, W)
+for images, (Q, T, C) for sequences even where FILE holds them time-major (T, Q, C).
+
 load it with:
   .pt2   torch.export.load("net.pt2").module()(x)
   .pt    torch.jit.load("net.pt")(x)
@@ -64,6 +70,7 @@ load it with:
 examples:
   mat2grad convert net.mat -o net.pt2
   mat2grad convert workspace.mat --network net1.net -o net.onnx --opset 13 --dtype float32
+  mat2grad convert matlab2018_export.onnx -o fixed.onnx
 """
 
 
@@ -243,8 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(
         p,
-        dtype_help="precision of the file's weights and arithmetic (default "
-        "float64, MATLAB's double)",
+        dtype_help="precision of the file's weights and arithmetic (default float64, "
+        "MATLAB's double; for .onnx written from an .onnx FILE, that file's own precision, "
+        "float32 for nearly every exporter)",
+        dtype_default=None,
     )
     p.add_argument(
         "--opset",
@@ -272,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------
 
 
-def _add_model_args(p: argparse.ArgumentParser, dtype_help: str | None = None) -> None:
+def _add_model_args(
+    p: argparse.ArgumentParser, dtype_help: str | None = None, dtype_default: str | None = "float64"
+) -> None:
     p.add_argument("file", metavar="FILE", help="MAT-file holding the network (or .onnx)")
     p.add_argument(
         "--network",
@@ -283,7 +294,7 @@ def _add_model_args(p: argparse.ArgumentParser, dtype_help: str | None = None) -
     p.add_argument(
         "--dtype",
         choices=("float64", "float32"),
-        default="float64",
+        default=dtype_default,
         help=dtype_help
         or "computation precision (default float64, MATLAB's double); results are "
         "written as double",

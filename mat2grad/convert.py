@@ -75,7 +75,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -428,14 +428,44 @@ def _description(
         info["rewrites"] = list(model.notes)
     if opset is not None:
         info["opset"] = opset
-        fmt = "CB" if matlab_layout else "BC"
-        info["matlab"] = (
-            f'net = importNetworkFromONNX(file, InputDataFormats="{fmt}", '
-            f'OutputDataFormats="{fmt}"); Y = extractdata(predict(net, dlarray(X, "CB"))) '
-            "with X R x Q, as sim(net, X) (not verified here: MATLAB is not available to "
-            "mat2grad's tests)"
-        )
+        if spec is not None or not hasattr(model, "input_layouts"):
+            fmt = "CB" if matlab_layout else "BC"
+            info["matlab"] = (
+                f'net = importNetworkFromONNX(file, InputDataFormats="{fmt}", '
+                f'OutputDataFormats="{fmt}"); Y = extractdata(predict(net, dlarray(X, "CB"))) '
+                "with X R x Q, as sim(net, X) (not verified here: MATLAB is not available to "
+                "mat2grad's tests)"
+            )
+        else:
+            ins = _matlab_formats(model.input_shapes, model.input_layouts, matlab_layout)
+            outs = _matlab_formats(model.output_shapes, model.output_layouts, matlab_layout)
+            if ins is not None and outs is not None:
+                info["matlab"] = (
+                    f"net = importNetworkFromONNX(file, InputDataFormats={ins}, "
+                    f"OutputDataFormats={outs}) (not verified here: MATLAB is not available "
+                    "to mat2grad's tests)"
+                )
     return info
+
+
+def _matlab_formats(
+    shapes: Sequence[tuple], layouts: Sequence[str], matlab_layout: bool
+) -> str | None:
+    """MATLAB data formats of a converted ONNX network's batch-first tensors ("BC" for
+    (Q, C), "BCSS" for (Q, C, H, W), "BTC" for a (Q, T, C) sequence), as a MATLAB string or
+    string array; None where a tensor has none of these forms."""
+    formats = []
+    for shape, layout in zip(shapes, layouts, strict=True):
+        if len(shape) == 1:
+            formats.append("CB" if matlab_layout else "BC")
+        elif len(shape) == 2 and layout == "sequence":
+            formats.append("BTC")
+        elif len(shape) in (3, 4) and layout != "sequence":
+            formats.append("BC" + "S" * (len(shape) - 1))
+        else:
+            return None
+    quoted = [f'"{f}"' for f in formats]
+    return quoted[0] if len(quoted) == 1 else f"[{', '.join(quoted)}]"
 
 
 def _dims(shape: tuple, matlab_layout: bool) -> list[int | str | None]:

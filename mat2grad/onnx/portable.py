@@ -14,14 +14,26 @@ TorchScript-based ONNX exporter).
 #
 # So the network is turned into a graph the exporters take, in three steps:
 #
-# 1. Trace. ``make_fx`` records the whole batched call -- ``vmap`` over the per-sample graph
-#    -- as ATen operations on real tensors, at Q = 2, 3 and 5 samples. Every shape-like
-#    value the converted modules read from a tensor is then a concrete number baked into
-#    the recorded operations (``view(x, [5, 8])`` at Q = 5). That is right only if the value does not
-#    depend on the data: reading a value that does is refused by ``vmap`` itself (".item()
-#    on a batched tensor"), because everything computed from the inputs is batched, while a
-#    value read from weights or from a shape is not. Operations with data-dependent output
-#    shapes (nonzero, ...) or randomness are refused here.
+# 1. Record. ``make_fx`` records the batched call as ATen operations on real tensors, at
+#    Q = 2, 3 and 5 samples. Every shape-like value the converted modules read from a tensor
+#    is then a concrete number baked into the recorded operations (``view(x, [5, 8])`` at
+#    Q = 5), which is right only if the value depends on no input value. The call recorded:
+#    a. the whole batch at once, where the file treats samples independently
+#       (``batches_independently``: its graph ran at batch 2 at load time): the converted
+#       graph runs on all Q samples with the batch where the file has it, as onnxruntime
+#       would run it, and keeps its own operations (one convolution, one batch_norm: nodes
+#       the ONNX exporter knows). Each value read (``_local_scalar_dense``) is traced back
+#       through the recording and must not reach an input, and the recording must compute
+#       what the per-sample network computes on the recorded batch (1e-10 relative in
+#       float64, 1e-4 in float32); otherwise, b.
+#    b. ``vmap`` over the per-sample graph, as the network itself runs (the files with
+#       batch 1 baked in): reading a value that depends on the data is refused by ``vmap``
+#       itself (".item() on a batched tensor"), since everything computed from the inputs is
+#       batched while a value read from weights or a shape is not.
+#    Operations with data-dependent output shapes (nonzero, ...) or randomness are refused.
+#    ``make_fx`` refuses every value read in "real" mode unless told otherwise with the
+#    keyword ``_error_on_data_dependent_ops=False`` (private to torch; torch is pinned at
+#    2.13 by constraints.txt): the checks above are what make those reads safe.
 # 2. Generalise. The three recordings must be the same graph, node for node, differing only
 #    in integer arguments; each integer that differs is an exact affine function of the
 #    batch size, ``k * Q + c``, checked at all three sizes, and becomes that expression of
@@ -152,6 +164,7 @@ class PortableOnnxNetwork(nn.Module):
         graph: the generic ``fx.GraphModule`` (weights as its constants).
         trace_graph: the tracing variant, or ``None`` with ``trace_problem`` saying which
             operation takes the batch size in an argument the tracer would freeze.
+        recorded: ``"whole batch"`` or ``"per sample"`` (NOTE [Batch-generic graph], 1).
         input_names, output_names, input_shapes, output_shapes, zero_derivative,
         not_differentiable, source: those of the network (the model contract).
     """
@@ -163,6 +176,7 @@ class PortableOnnxNetwork(nn.Module):
         self.graph = graph
         self.trace_graph = trace_graph
         self.trace_problem: str | None = None
+        self.recorded = ""
         self.input_names = net.input_names
         self.output_names = net.output_names
         self.input_shapes = net.input_shapes
@@ -212,19 +226,20 @@ def portable_network(net: OnnxNetwork, where: str | None = None) -> PortableOnnx
                 f"{where}: input '{name}' has a per-sample dimension the file leaves open "
                 f"({shape}); a converted file fixes every size but the batch"
             )
-    graph = None
+    graph, recorded = None, "whole batch"
     if net.batches_independently and None not in net.output_batch_axes:
         try:
             traces = [_record(net, q, where, direct=True) for q in TRACE_BATCHES]
             graph = _generalise(traces, TRACE_BATCHES, where)
         except (_NotDirect, Mat2GradError):
-            graph = None
+            graph = None  # per sample, which decides (and names what fails)
     if graph is None:
         traces = [_record(net, q, where, direct=False) for q in TRACE_BATCHES]
-        graph = _generalise(traces, TRACE_BATCHES, where)
+        graph, recorded = _generalise(traces, TRACE_BATCHES, where), "per sample"
     trace_graph, problem = _tracing_variant(graph)
     portable = PortableOnnxNetwork(net, graph, trace_graph)
     portable.trace_problem = problem
+    portable.recorded = recorded
     return portable
 
 
@@ -264,9 +279,8 @@ def _record(net: OnnxNetwork, q: int, where: str, direct: bool) -> fx.GraphModul
         return ys[0] if len(ys) == 1 else ys
 
     try:
-        # Values read from tensors (``.tolist()`` of a Reshape's shape) are baked in as the
-        # numbers they are (NOTE [Batch-generic graph], 1); the keyword is private to torch
-        # (2.13): without it make_fx refuses every value read in "real" mode.
+        # values read from tensors (``.tolist()`` of a Reshape's shape) are baked in as the
+        # numbers they are, checked below (NOTE [Batch-generic graph], 1)
         tracer = make_fx(
             whole_batch if direct else per_sample,
             tracing_mode="real",
