@@ -660,6 +660,27 @@ def test_cli_convert(tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith(str(out))
 
 
+@pytest.mark.parametrize(
+    ("options", "elem"),
+    [([], onnx.TensorProto.FLOAT), (["--dtype", "float64"], onnx.TensorProto.DOUBLE)],
+    ids=["own-precision", "float64"],
+)
+def test_cli_converts_an_onnx_file_to_onnx(tmp_path, capsys, options, elem):
+    """MATLAB 2018's Gemm on a 4-D tensor, which the checker rejects, comes out valid, in
+    the file's precision unless asked otherwise."""
+    src = ONNX_FIXTURES / "matlab2018_gemm6_image.onnx"
+    with pytest.raises(Exception, match=r"Input 0 expected to have rank 2 but has rank 4"):
+        onnx.checker.check_model(onnx.load(src), full_check=True)
+    out = tmp_path / "fixed.onnx"
+    assert main(["convert", str(src), "-o", str(out), "--opset", "17", *options]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    model = onnx.load(out)
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == 17
+    assert model.graph.input[0].type.tensor_type.elem_type == elem
+    assert "Gemm 'fc' applied to a rank-4 input" in model.doc_string
+
+
 def test_cli_convert_errors_are_one_line(tmp_path, capsys):
     rec_file = tmp_path / "net.mat"
     matfile.write_mat(rec_file, {"x": np.ones((2, 2))})
