@@ -157,7 +157,8 @@ def test_run_time_series_keeps_cell_shapes(tmp_path):
     "command, args, options, pattern",
     [
         ("jacobian2", (X,), {}, "no in-process command 'jacobian2'"),
-        ("predict", (X,), {"layout": "onnx"}, "unrecognized arguments: --layout onnx"),
+        ("predict", (X,), {"colour": "red"}, "unrecognized arguments: --colour red"),
+        ("predict", (X,), {"layout": "onnx"}, "--layout onnx applies to ONNX models"),
         ("predict", (X[:1],), {}, r"^'X' has 1 rows but the network takes 2 \(inputs\{1\}.size\)$"),
         ("predict", ((X, X),), {}, "the network has 1 inputs"),
     ],
