@@ -65,6 +65,19 @@ def test_predict_float32(tiny):
     np.testing.assert_allclose(y, _library(tiny, X), rtol=1e-6)
 
 
+def test_predict_onnx_images_in_matlab_layout_or_batch_first():
+    """An ONNX image model: H x W x C x N in (as a column-major buffer from MATLAB),
+    S x N out; or batch-first with layout="onnx"."""
+    path = str(FIXTURES / "onnx" / "matlab2020a_conv_fc_dropout.onnx")
+    batch = np.random.default_rng(1).uniform(-1, 1, (5, 1, 4, 3))  # N x C x H x W
+    expected = mat2grad.predict(mat2grad.load(path), batch).numpy().T  # S x N
+    images = np.asfortranarray(batch.transpose(2, 3, 1, 0))  # H x W x C x N
+    y = matlab_api.predict(path, memoryview(images))
+    np.testing.assert_allclose(y, expected, rtol=FORWARD_RTOL)
+    y = matlab_api.predict(path, batch, layout="onnx")
+    np.testing.assert_allclose(y, expected.T, rtol=FORWARD_RTOL)
+
+
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
