@@ -171,24 +171,11 @@ def _integer_inputs(model: nn.Module, n: int) -> tuple[bool, ...]:
 def _as_tensor(
     x: Any, j: int, dtype: torch.dtype, device: torch.device, integer: bool = False
 ) -> Tensor:
-    if integer:
-        from .predict import integer_tensor
+    from .predict import integer_tensor, numeric_tensor
 
+    if integer:
         return integer_tensor(x, f"input {j + 1}").to(device=device)
-    if isinstance(x, Tensor):
-        t = x.detach()
-    else:
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError):
-            raise Mat2GradError(
-                f"input {j + 1}: expected a numeric array, found {type(x).__name__}"
-            ) from None
-        if arr.dtype.kind not in "biuf":
-            raise Mat2GradError(f"input {j + 1}: expected a numeric array, found dtype {arr.dtype}")
-        if arr.dtype.kind != "f":
-            arr = arr.astype(np.float64)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+    t = numeric_tensor(x, f"input {j + 1}")
     if not t.is_floating_point():
         t = t.to(torch.float64)
     return t.to(device=device, dtype=dtype)

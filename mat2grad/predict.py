@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from .errors import Mat2GradError
 
-__all__ = ["predict", "predict_arrays", "as_batch", "integer_tensor"]
+__all__ = ["predict", "predict_arrays", "as_batch", "integer_tensor", "numeric_tensor"]
 
 
 def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
@@ -50,21 +50,23 @@ def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
     return t
 
 
+def numeric_tensor(x: Any, what: str) -> Tensor:
+    """A tensor (detached) or a numeric array-like as a tensor of its own dtype."""
+    if isinstance(x, Tensor):
+        return x.detach()
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError):
+        raise Mat2GradError(f"{what}: expected a numeric array, found {type(x).__name__}") from None
+    if arr.dtype.kind not in "biuf":
+        raise Mat2GradError(f"{what}: expected a numeric array, found dtype {arr.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
 def integer_tensor(x: Any, what: str) -> Tensor:
     """An integer input (ONNX indices, counts) as an integer tensor: integer and boolean
     arrays keep their dtype; floats must be whole numbers and become int64."""
-    if isinstance(x, Tensor):
-        t = x.detach()
-    else:
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError):
-            raise Mat2GradError(
-                f"{what}: expected a numeric array, found {type(x).__name__}"
-            ) from None
-        if arr.dtype.kind not in "biuf":
-            raise Mat2GradError(f"{what}: expected a numeric array, found dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+    t = numeric_tensor(x, what)
     if t.is_floating_point():
         if not bool(torch.isfinite(t).all()) or not bool((t == t.round()).all()):
             raise Mat2GradError(
