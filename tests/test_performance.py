@@ -747,8 +747,6 @@ def test_the_network_is_left_as_it_was():
 # --------------------------------------------------------------------------------------
 
 
-
-
 def _column_cell(items):
     arr = np.empty((len(items), 1), dtype=object)
     for k, item in enumerate(items):
