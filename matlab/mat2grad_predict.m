@@ -217,7 +217,8 @@ end
 %!   assert (~isempty (strfind (err.message, 'mat2grad_setup(''PythonExecutable'', PATH)')));
 %! end
 %! clear env
-%! env = m2g_test_env ('PYTHONPATH', tempdir ());
+%! [bare, gone] = m2g_test_bare_python ();
+%! env = m2g_test_env ('MAT2GRAD_PYTHON', bare);
 %! try
 %!   mat2grad_predict (net, X);
 %!   error ('no error raised');

@@ -11,9 +11,8 @@ import scipy.io
 
 import mat2grad
 from mat2grad import matfile, matlab_api
-from tests.dynamic_records import to_mat
 from tests.helpers import CORPUS, FIXTURES, FORWARD_RTOL, assert_close, requires_corpus
-from tests.records import tiny_record
+from tests.records import tiny_record, to_mat
 
 
 @pytest.fixture
