@@ -131,7 +131,7 @@ class _Setup:
 
 def _model_name(model: nn.Module) -> str:
     spec = getattr(model, "spec", None)
-    where = getattr(spec, "where", None)
+    where = getattr(spec, "where", None) or getattr(model, "source", None)  # ONNX: its file
     return str(where) if where else type(model).__name__
 
 
@@ -145,8 +145,10 @@ def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
 def _check_differentiable(model: nn.Module, warn: bool = True) -> None:
     reason = getattr(model, "not_differentiable", None)
     if reason:
+        name = _model_name(model)
         raise Mat2GradError(
-            f"{_model_name(model)}: gradients with respect to the inputs are not defined: {reason}"
+            f"{name}: gradients with respect to the inputs are not defined: "
+            f"{str(reason).removeprefix(f'{name}: ')}"
         )
     zero = tuple(getattr(model, "zero_derivative", ()) or ())
     if zero and warn:
@@ -159,21 +161,21 @@ def _check_differentiable(model: nn.Module, warn: bool = True) -> None:
         )
 
 
-def _as_tensor(x: Any, j: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    if isinstance(x, Tensor):
-        t = x.detach()
-    else:
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError):
-            raise Mat2GradError(
-                f"input {j + 1}: expected a numeric array, found {type(x).__name__}"
-            ) from None
-        if arr.dtype.kind not in "biuf":
-            raise Mat2GradError(f"input {j + 1}: expected a numeric array, found dtype {arr.dtype}")
-        if arr.dtype.kind != "f":
-            arr = arr.astype(np.float64)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+def _integer_inputs(model: nn.Module, n: int) -> tuple[bool, ...]:
+    """Which inputs the model declares non-floating (``input_float``: ONNX indices); they
+    are passed as integers and never differentiated."""
+    floats = tuple(getattr(model, "input_float", None) or ())
+    return tuple(j < len(floats) and not floats[j] for j in range(n))
+
+
+def _as_tensor(
+    x: Any, j: int, dtype: torch.dtype, device: torch.device, integer: bool = False
+) -> Tensor:
+    from .predict import integer_tensor, numeric_tensor
+
+    if integer:
+        return integer_tensor(x, f"input {j + 1}").to(device=device)
+    t = numeric_tensor(x, f"input {j + 1}")
     if not t.is_floating_point():
         t = t.to(torch.float64)
     return t.to(device=device, dtype=dtype)
@@ -204,7 +206,8 @@ def _setup(
         model = copy.deepcopy(model).to(device=device, dtype=dtype)
     first = xs[0]
     result_device = first.device if isinstance(first, Tensor) else torch.device("cpu")
-    tensors = [_as_tensor(x, j, dtype, device) for j, x in enumerate(xs)]
+    integer = _integer_inputs(model, len(xs))
+    tensors = [_as_tensor(x, j, dtype, device, integer[j]) for j, x in enumerate(xs)]
 
     declared = getattr(model, "input_shapes", None)
     for j, t in enumerate(tensors):
@@ -225,13 +228,21 @@ def _setup(
 
     n_inputs = len(tensors)
     if wrt is None:
-        sel = tuple(range(n_inputs))
+        sel = tuple(j for j in range(n_inputs) if not integer[j])
+        if not sel:
+            raise Mat2GradError(f"{_model_name(model)}: no floating inputs to differentiate")
     else:
         sel = (wrt,) if isinstance(wrt, int) else tuple(wrt)
         if not sel or any(not isinstance(j, int) or not 0 <= j < n_inputs for j in sel):
             raise Mat2GradError(f"wrt must name inputs 0..{n_inputs - 1} (0-based), found {wrt!r}")
         if len(set(sel)) != len(sel):
             raise Mat2GradError(f"wrt names an input twice: {wrt!r}")
+        if any(integer[j] for j in sel):
+            bad = next(j for j in sel if integer[j])
+            raise Mat2GradError(
+                f"{_model_name(model)}: input {bad + 1} is an integer input; only floating "
+                "inputs can be differentiated"
+            )
 
     setup = _Setup(
         model=model,
@@ -374,7 +385,7 @@ def _saved_bytes_per_sample(setup: _Setup) -> float:
             total += t.numel() * t.element_size()
             return t
 
-        leaves = [x[:m].detach().requires_grad_(True) for x in setup.xs]
+        leaves = [x[:m].detach().requires_grad_(j in setup.wrt) for j, x in enumerate(setup.xs)]
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.enable_grad():
             setup.model(*leaves)
         return total
@@ -1167,6 +1178,7 @@ def check(
     dtype: torch.dtype = torch.float64,
     device: str | torch.device | None = None,
     progress: bool | None = None,
+    wrt: int | Sequence[int] | None = None,
 ) -> CheckResult:
     """Compare the autograd Jacobian with central finite differences.
 
@@ -1178,7 +1190,7 @@ def check(
             differences are accurate to about 1e-9 here).
         step: finite-difference step, a scalar or an array shaped like one sample
             (default: per feature, from the spread of the samples; see ``_fd_steps``).
-        chunk_size, device, progress: as for :func:`jacobian`.
+        chunk_size, device, progress, wrt: as for :func:`jacobian`.
         dtype: computation dtype, float64 by default (float32 differences are too coarse).
 
     Returns:
@@ -1192,6 +1204,7 @@ def check(
         dtype=dtype,
         device=device,
         progress=progress,
+        wrt=wrt,
     )
     setup = chunks._setup
     n_out = len(setup.out_shapes)
@@ -1209,8 +1222,8 @@ def check(
     skipped = [0] * n_out
     nonfinite = [0] * n_out
     model = setup.model
-    steps = [_fd_steps(xj, step) for xj in setup.xs]
-    classic = [_fd_steps(xj, None, classic=True) for xj in setup.xs]
+    steps = {j: _fd_steps(setup.xs[j], step) for j in setup.wrt}
+    classic = {j: _fd_steps(setup.xs[j], None, classic=True) for j in setup.wrt}
     with torch.no_grad():
         for chunk in chunks:
             a, b = chunk.start, chunk.stop
@@ -1271,15 +1284,31 @@ def check_points(
     inputs (``inputs{j}.exampleInput``, evenly spaced samples), else uniform random points
     inside the input processing's recorded ranges (``inputs{j}.range``).
 
+    Models without a MATLAB network spec that declare their per-sample ``input_shapes``
+    (ONNX models) get ``max_samples`` points drawn uniformly from [-1, 1] in every element
+    of each floating input (dimensions left symbolic, ``None``, get size 3); inputs the
+    model declares non-floating (``input_float``) are zeros.
+
     Returns:
-        ``(inputs, description)``: one float64 ``(Q, R_j)`` array per input, and where
-        they came from.
+        ``(inputs, description)``: one ``(Q, *in_j)`` array per input (float64, or int64
+        for integer inputs), and where they came from.
 
     Raises:
         Mat2GradError: the model stores neither (pass inputs explicitly).
     """
     spec = getattr(model, "spec", None)
     inputs = getattr(spec, "inputs", None)
+    shapes = getattr(model, "input_shapes", None)
+    if spec is None and shapes:
+        rng = np.random.default_rng(seed)
+        integer = _integer_inputs(model, len(shapes))
+        pts = []
+        for shape, is_int in zip(shapes, integer, strict=True):
+            dims = (max_samples, *(3 if d is None else int(d) for d in shape))
+            pts.append(np.zeros(dims, np.int64) if is_int else rng.uniform(-1.0, 1.0, dims))
+        return pts, (
+            f"{max_samples} random points, every input element uniform in [-1, 1] (seed {seed})"
+        )
     if not inputs:
         raise Mat2GradError(
             f"{_model_name(model)}: no inputs given and the model stores no example inputs; "

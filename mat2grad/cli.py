@@ -36,6 +36,16 @@ examples:
   mat2grad grad net.mat --inputs data.mat --targets data.mat -o G.mat
   mat2grad convert net.mat -o net.onnx
 
+ONNX models (.onnx): data in MATLAB's layout by default (features C x N, images
+H x W x C x N, sequences C x N x T; a cell with one array per input, in the model's input
+order), or batch-first as the file declares it with --layout onnx. Image Jacobians are
+S x (H*W*C) x N, so that reshape(J(s,:,n), H, W, C) is the gradient image of output s:
+  mat2grad info model.onnx
+  mat2grad predict model.onnx --inputs images.mat -o Y.mat
+  mat2grad jacobian model.onnx --inputs images.mat -o J.mat
+  mat2grad jacobian lstm.onnx --inputs data.mat --wrt h0,c0 --layout onnx -o J.mat
+  mat2grad check model.onnx --max-samples 5
+
 dynamic networks (narxnet, timedelaynet, layrecnet, ...): time series are MATLAB's
 numInputs x TS cells of R x Q matrices (a plain R x TS matrix is one series):
   mat2grad predict narx.mat --inputs data.mat --inputs-var X --targets-var T -o Y.mat
@@ -107,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_data_args(p)
     _add_output_args(p)
+    _add_onnx_args(p, wrt=False)
     _add_dynamic_args(p)
     p.set_defaults(handler=_cmd_predict)
 
@@ -124,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_gradient_args(p)
     _add_output_args(p)
+    _add_onnx_args(p)
     _add_dynamic_args(p)
     _add_form_args(p)
     p.set_defaults(handler=_cmd_jacobian)
@@ -147,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_gradient_args(p, mode=False)
     _add_output_args(p)
+    _add_onnx_args(p)
     p.set_defaults(handler=_cmd_hessian)
 
     p = sub.add_parser(
@@ -172,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed for random points (default 0)")
     _add_gradient_args(p, output_format=False)
+    _add_onnx_args(
+        p,
+        extra="Without --inputs an ONNX model is checked at --max-samples random points, "
+        "every element of every floating input uniform in [-1, 1] (seed --seed; symbolic "
+        "dimensions get size 3). The finite differences cost 4 evaluations per input "
+        "element: for large images pass a few points with --inputs.",
+    )
     p.set_defaults(handler=_cmd_check)
 
     p = sub.add_parser(
@@ -361,6 +381,33 @@ def _add_gradient_args(
     )
 
 
+def _add_onnx_args(p: argparse.ArgumentParser, wrt: bool = True, extra: str = "") -> None:
+    g = p.add_argument_group(
+        "ONNX models",
+        "Data for an .onnx FILE: one array per input (a cell for several, in the model's "
+        "input order); 'mat2grad info FILE' shows each input's layout and sizes. " + extra,
+    )
+    g.add_argument(
+        "--layout",
+        choices=("matlab", "onnx"),
+        help="matlab (default): data as MATLAB holds it, features C x N (also for "
+        "1x1x1xC inputs), images H x W x C x N, sequences C x N x T; results alike, "
+        "Jacobians S x R x N with R the elements of one input sample in MATLAB's "
+        "column-major order (reshape(J(s,:,n), H, W, C) is a gradient image). onnx: "
+        "batch-first N x (the file's shape without its batch axis), results batch-first, "
+        "Jacobians N x (output shape) x (input shape)",
+    )
+    if wrt:
+        g.add_argument(
+            "--wrt",
+            metavar="NAME",
+            action="append",
+            help="differentiate with respect to this input (repeatable, or a comma list; "
+            "default: every floating input); J is then numOutputs x (number of --wrt "
+            "inputs)",
+        )
+
+
 def _add_dynamic_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "dynamic networks (time series)",
@@ -472,6 +519,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     _refuse_dynamic_options(args)
     inputs = _inputs_of(args, model)
     outputs = predict_arrays(model, inputs)
+    if _is_onnx(args):
+        res = _result_layout(args, model)
+        y = [res.output_array(k, o) for k, o in enumerate(outputs)]
+        matfile.write_mat(args.output, {"Y": y[0] if len(y) == 1 else _column_cell(y)})
+        return 0
     y = [matfile.samples_to_matlab(o, args.samples) for o in outputs]
     matfile.write_mat(args.output, {"Y": y[0] if len(y) == 1 else _column_cell(y)})
     return 0
@@ -487,6 +539,8 @@ def _cmd_jacobian(args: argparse.Namespace) -> int:
         return _jacobian_dynamic(args, model)
     _refuse_dynamic_options(args)
     inputs = _inputs_of(args, model)
+    if _is_onnx(args):
+        return _jacobian_onnx(args, model, inputs)
     chunks = jacobian_chunks(model, *inputs, mode=args.mode, chunk_size=args.chunk_size)
     outs, ins = chunks.output_shapes, chunks.input_shapes
     single = len(outs) == 1 and len(ins) == 1
@@ -516,6 +570,8 @@ def _cmd_hessian(args: argparse.Namespace) -> int:
 
     _set_threads(args)
     model, inputs = _model_and_inputs(args)
+    if _is_onnx(args):
+        return _hessian_onnx(args, model, inputs)
     shapes = getattr(model, "output_shapes", None) or ()
     if len(inputs) != 1 or len(shapes) != 1:
         raise Mat2GradError(
@@ -557,7 +613,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
         idx = np.unique(np.linspace(0, q - 1, args.max_samples).round().astype(int))
         inputs = [x[idx] for x in inputs]
         source += f" ({len(idx)} of them, evenly spaced; --max-samples)"
-    result = check(model, *inputs, mode=args.mode, tol=args.tol, chunk_size=args.chunk_size)
+    wrt = _wrt_indices(args, model) if _is_onnx(args) else None
+    result = check(
+        model, *inputs, mode=args.mode, tol=args.tol, chunk_size=args.chunk_size, wrt=wrt
+    )
     print(f"checked at {source}")
     print(result.summary())
     if not result.passed:
@@ -712,7 +771,133 @@ def _load_model(args: argparse.Namespace) -> Any:
     from .loading import load
 
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    if _is_onnx(args):
+        if args.network:
+            raise Mat2GradError(
+                f"{args.file}: --network chooses a network inside a MAT-file; an ONNX file "
+                "holds one model"
+            )
+        names = _wrt_names(args)
+        return load(args.file, dtype=dtype, **({"wrt": names} if names else {}))
+    if getattr(args, "layout", None) == "onnx" or getattr(args, "wrt", None):
+        flag = "--layout onnx" if getattr(args, "layout", None) == "onnx" else "--wrt"
+        raise Mat2GradError(
+            f"{args.file}: {flag} applies to ONNX models; a MATLAB network takes R x Q "
+            "inputs (--samples rows for Q x R)"
+        )
     return load(args.file, args.network, dtype=dtype)
+
+
+def _is_onnx(args: argparse.Namespace) -> bool:
+    from .loading import is_onnx
+
+    return is_onnx(args.file)
+
+
+def _wrt_names(args: argparse.Namespace) -> list[str]:
+    """--wrt values: repeatable, each may be a comma list."""
+    names = [n.strip() for v in getattr(args, "wrt", None) or () for n in v.split(",")]
+    names = [n for n in names if n]
+    if getattr(args, "wrt", None) and not names:
+        raise Mat2GradError("--wrt needs an input name")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise Mat2GradError(f"--wrt names {', '.join(repr(n) for n in twice)} more than once")
+    return names
+
+
+def _wrt_indices(args: argparse.Namespace, model: Any) -> tuple[int, ...]:
+    """The inputs to differentiate (0-based): --wrt, else every floating input."""
+    idx = tuple(model.input_names.index(n) for n in model.wrt)
+    if not idx:
+        raise Mat2GradError(
+            f"{args.file}: the model has no floating inputs to differentiate (inputs: "
+            f"{', '.join(model.input_names)})"
+        )
+    return idx
+
+
+def _result_layout(args: argparse.Namespace, model: Any) -> Any:
+    from .onnx.data import ResultLayout
+
+    return ResultLayout(model, args.layout or "matlab", args.samples)
+
+
+def _jacobian_onnx(args: argparse.Namespace, model: Any, inputs: list[Any]) -> int:
+    """jacobian for ONNX models: J and Y in the --layout, streamed chunk by chunk."""
+    from . import matfile
+    from .autodiff import jacobian_chunks
+
+    wrt = _wrt_indices(args, model)
+    chunks = jacobian_chunks(model, *inputs, mode=args.mode, chunk_size=args.chunk_size, wrt=wrt)
+    res = _result_layout(args, model)
+    outs, ins = chunks.output_shapes, chunks.input_shapes
+    single = len(outs) == 1 and len(ins) == 1
+    j_blocks = [
+        [res.jacobian_block(k, j, o, i) for j, i in zip(wrt, ins, strict=True)]
+        for k, o in enumerate(outs)
+    ]
+    y_blocks = [res.output_block(k, o) for k, o in enumerate(outs)]
+    layout = {
+        "J": j_blocks[0][0] if single else j_blocks,
+        "Y": y_blocks[0] if len(outs) == 1 else [[b] for b in y_blocks],
+    }
+    with matfile.SampleWriter(
+        args.output, chunks.num_samples, layout, samples=args.samples, format=args.format
+    ) as writer:
+        for chunk in chunks:
+            J = [
+                [res.jacobian_chunk(k, j, blk, outs[k]) for j, blk in zip(wrt, row, strict=True)]
+                for k, row in enumerate(chunk.jacobian)
+            ]
+            Y = [res.output_chunk(k, y) for k, y in enumerate(chunk.outputs)]
+            writer.write(
+                chunk.start,
+                {"J": J[0][0] if single else J, "Y": Y[0] if len(Y) == 1 else [[y] for y in Y]},
+            )
+    return 0
+
+
+def _hessian_onnx(args: argparse.Namespace, model: Any, inputs: list[Any]) -> int:
+    """hessian for ONNX models: one --wrt input, one output, H and Y in the --layout."""
+    from . import matfile
+    from .autodiff import hessian
+    from .predict import predict_arrays
+
+    wrt = _wrt_indices(args, model)
+    if len(wrt) != 1:
+        names = ", ".join(model.input_names[j] for j in wrt)
+        raise Mat2GradError(
+            f"{args.file}: hessian differentiates with respect to one input; choose one of "
+            f"{names} with --wrt NAME"
+        )
+    if len(model.output_names) != 1:
+        raise Mat2GradError(
+            f"{args.file}: hessian supports models with one output (this one has "
+            f"{len(model.output_names)}: {', '.join(model.output_names)}); use the Python "
+            "API, mat2grad.hessian(net, *x, output=(i, k), wrt=j)"
+        )
+    res = _result_layout(args, model)
+    shape = model.output_shapes[0]
+    if any(d is None for d in shape):  # symbolic: the size these inputs give
+        shape = predict_arrays(model, [x[:1] for x in inputs])[0].shape[1:]
+    k = 1 if args.output_index is None else args.output_index
+    element = res.element(0, shape, k)
+    H, Y = hessian(
+        model,
+        *inputs,
+        output=element,
+        wrt=wrt[0],
+        chunk_size=args.chunk_size,
+        return_outputs=True,
+    )
+    matfile.write_mat(
+        args.output,
+        {"H": res.hessian_array(wrt[0], H), "Y": res.output_array(0, Y)},
+        compress=False,
+        format=args.format,
+    )
+    return 0
 
 
 def _inputs_of(args: argparse.Namespace, model: Any) -> list[Any]:
@@ -726,6 +911,16 @@ def _inputs_of(args: argparse.Namespace, model: Any) -> list[Any]:
         )
     variables = matfile.read_mat(args.inputs)
     name, value = matfile.select_variable(variables, args.inputs_var, source=args.inputs)
+    if _is_onnx(args):
+        from .onnx.data import inputs_from_mat
+
+        return inputs_from_mat(
+            model,
+            value,
+            layout=args.layout or "matlab",
+            samples=args.samples,
+            what=f"{args.inputs}: '{name}'",
+        )
     sizes = tuple(int(s[0]) for s in model.input_shapes)
     return matfile.samples_from_matlab(
         value, sizes, samples=args.samples, what=f"{args.inputs}: '{name}'"

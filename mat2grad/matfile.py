@@ -73,6 +73,7 @@ __all__ = [
     "per_sample_to_matlab",
     "results_to_matlab",
     "SampleWriter",
+    "SampleBlock",
 ]
 
 
@@ -913,6 +914,23 @@ def matlab_shape(per_sample: tuple[int, ...], q: int, samples: str = "columns") 
     return (*d, q) if samples == "columns" else (q, *d)
 
 
+@dataclass(frozen=True)
+class SampleBlock:
+    """A :class:`SampleWriter` variable whose sample index sits at MATLAB axis ``axis`` of
+    the written array instead of last (or first): ``shape`` is one sample's MATLAB
+    dimensions, and the array is ``(*shape[:axis], Q, *shape[axis:])``. A sequence
+    ``C x N x T`` (MATLAB's CBT order) is ``SampleBlock((C, T), 1)``; chunks are still
+    written batch-first, ``(c, *shape)``."""
+
+    shape: tuple[int, ...]
+    axis: int
+
+    def dims(self, q: int) -> tuple[int, ...]:
+        """The MATLAB dimensions of the whole variable for ``q`` samples."""
+        d = tuple(self.shape) or (1,)
+        return (*d[: self.axis], q, *d[self.axis :])
+
+
 def per_sample_to_matlab(batch: Any, samples: str = "columns") -> np.ndarray:
     """A batch-first ``(Q, *d)`` array -> its MATLAB layout (NOTE [MATLAB layout of
     per-sample results]) as a float64 numpy array that savemat writes index-for-index."""
@@ -951,9 +969,11 @@ class SampleWriter:
         path: the MAT-file to write (atomically: a temporary file in the same folder is
             renamed over it by :meth:`commit`).
         num_samples: Q.
-        variables: name -> per-sample shape (a tuple), or a 2-D nested list of per-sample
-            shapes for a cell (numOutputs x numInputs).
-        samples: "columns" or "rows" (NOTE [MATLAB layout of per-sample results]).
+        variables: name -> per-sample shape (a tuple, or a :class:`SampleBlock` to place
+            the sample index elsewhere), or a 2-D nested list of them for a cell
+            (numOutputs x numInputs).
+        samples: "columns" or "rows" (NOTE [MATLAB layout of per-sample results]): where
+            the sample index goes for variables given by their shape alone.
         format: "auto" (v7.3 when a variable is over :func:`v73_threshold` bytes), "v7" or
             "v7.3".
         v73_threshold: overrides the threshold.
@@ -986,19 +1006,19 @@ class SampleWriter:
             raise Mat2GradError(f"samples must be 'columns' or 'rows', not '{samples}'")
         self.q = int(num_samples)
         self.samples = samples
-        self.layout: dict[str, np.ndarray | tuple[int, ...]] = {}
+        self.layout: dict[str, np.ndarray | SampleBlock] = {}
         sizes = {}
         for name, spec in variables.items():
             if isinstance(spec, list):
                 grid = np.empty((len(spec), len(spec[0])), dtype=object)
                 for k, row in enumerate(spec):
                     for j, shape in enumerate(row):
-                        grid[k, j] = tuple(shape)
+                        grid[k, j] = self._block(name, shape)
                 self.layout[name] = grid
-                sizes[name] = sum(8 * math.prod(s) * self.q for s in grid.flat)
+                sizes[name] = sum(8 * math.prod(b.shape) * self.q for b in grid.flat)
             else:
-                self.layout[name] = tuple(spec)
-                sizes[name] = 8 * math.prod(spec) * self.q
+                self.layout[name] = self._block(name, spec)
+                sizes[name] = 8 * math.prod(self.layout[name].shape) * self.q
         self.format = choose_format(format, sizes, v73_threshold, where=str(self.path))
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
         self._done = False
@@ -1012,6 +1032,18 @@ class SampleWriter:
             self._remove_tmp()
             raise
 
+    def _block(self, name: str, spec: Any) -> SampleBlock:
+        if isinstance(spec, SampleBlock):
+            block = SampleBlock(tuple(int(d) for d in spec.shape), int(spec.axis))
+            if not 0 <= block.axis <= len(block.shape or (1,)):
+                raise Mat2GradError(
+                    f"{self.path}: '{name}': sample axis {block.axis} is outside the "
+                    f"dimensions {block.shape}"
+                )
+            return block
+        shape = tuple(int(d) for d in spec)
+        return SampleBlock(shape, len(shape or (1,)) if self.samples == "columns" else 0)
+
     def write(self, start: int, values: Mapping[str, Any]) -> None:
         """Write samples ``start:start+c`` of each variable: an array ``(c, *d)`` (numpy or
         torch), or nested lists ``[k][j]`` of them for a cell."""
@@ -1024,16 +1056,17 @@ class SampleWriter:
                 self._write_block(name, None, start, value, layout)
 
     def _write_block(
-        self, name: str, idx: tuple[int, int] | None, start: int, value: Any, shape: tuple
+        self, name: str, idx: tuple[int, int] | None, start: int, value: Any, block: SampleBlock
     ) -> None:
         arr = _numpy(value)
         c = arr.shape[0]
+        shape = block.shape
         if tuple(arr.shape[1:]) != tuple(shape) or start < 0 or start + c > self.q:
             raise Mat2GradError(
                 f"{self.path}: '{name}' chunk of shape {arr.shape} at sample {start} does not "
                 f"fit {self.q} samples of shape {shape}"
             )
-        self._backend.write(name, idx, start, arr.reshape(c, *(shape or (1,))))
+        self._backend.write(name, idx, start, arr.reshape(c, *(shape or (1,))), block.axis)
 
     def commit(self) -> Path:
         """Finish the file and move it into place."""
@@ -1084,18 +1117,16 @@ class _V73Stream:
         self.h5 = _open_h5(owner._tmp)
         writer = _H5Writer(self.h5)
         self.dsets: dict[tuple[str, Any], Any] = {}
-        q, samples = owner.q, owner.samples
+        q = owner.q
         for name, layout in owner.layout.items():
             if isinstance(layout, np.ndarray):
                 makers = np.empty(layout.shape, dtype=object)
-                for idx, shape in np.ndenumerate(layout):
+                for idx, block in np.ndenumerate(layout):
 
                     def make(
-                        grp: Any, nm: str, name: str = name, idx: Any = idx, shape: Any = shape
+                        grp: Any, nm: str, name: str = name, idx: Any = idx, block: Any = block
                     ) -> Any:
-                        dset = writer.create_numeric(
-                            grp, nm, matlab_shape(shape, q, samples), np.float64
-                        )
+                        dset = writer.create_numeric(grp, nm, block.dims(q), np.float64)
                         self.dsets[(name, idx)] = dset
                         return dset
 
@@ -1103,18 +1134,17 @@ class _V73Stream:
                 writer.create_cell(self.h5, name, makers)
             else:
                 self.dsets[(name, None)] = writer.create_numeric(
-                    self.h5, name, matlab_shape(layout, q, samples), np.float64
+                    self.h5, name, layout.dims(q), np.float64
                 )
 
-    def write(self, name: str, idx: Any, start: int, arr: np.ndarray) -> None:
+    def write(self, name: str, idx: Any, start: int, arr: np.ndarray, axis: int) -> None:
         dset = self.dsets[(name, idx)]
         c = arr.shape[0]
-        if self.owner.samples == "columns":
-            # MATLAB (*d, Q) is HDF5 (Q, *reversed(d)): reverse each sample's axes
-            dset[start : start + c] = arr.transpose(0, *range(arr.ndim - 1, 0, -1))
-        else:
-            # MATLAB (Q, *d) is HDF5 (*reversed(d), Q)
-            dset[..., start : start + c] = arr.transpose(*range(arr.ndim - 1, -1, -1))
+        # MATLAB (*d[:axis], Q, *d[axis:]) is HDF5 (*reversed(d[axis:]), Q, *reversed(d[:axis])):
+        # reverse each sample's axes and put the sample index after the outer ones
+        outer = arr.ndim - 1 - axis
+        rev = arr.transpose(0, *range(arr.ndim - 1, 0, -1))
+        dset[(slice(None),) * outer + (slice(start, start + c),)] = np.moveaxis(rev, 0, outer)
 
     def close(self) -> None:
         if self.h5 is not None:
@@ -1155,7 +1185,7 @@ class _V5Stream:
         self.owner = owner
         self.fd = fd
         self.regions: dict[tuple[str, Any], tuple[int, tuple[int, ...]]] = {}
-        q, samples = owner.q, owner.samples
+        q = owner.q
         pos = 128
         os.pwrite(fd, _mat_header(0x0100), 0)
         for name, layout in owner.layout.items():
@@ -1163,7 +1193,7 @@ class _V5Stream:
                 children = []
                 for idx in np.ndindex(*layout.shape[::-1]):  # column-major cell order
                     idx = idx[::-1]
-                    dims = matlab_shape(layout[idx], q, samples)
+                    dims = layout[idx].dims(q)
                     children.append((idx, dims))
                 cell_head = _v5_matrix_head(_MX_CELL, layout.shape, name)
                 body = len(cell_head) + sum(
@@ -1177,8 +1207,7 @@ class _V5Stream:
                 for idx, dims in children:
                     pos = self._matrix(name, idx, dims, "", pos)
             else:
-                dims = matlab_shape(layout, q, samples)
-                pos = self._matrix(name, None, dims, name, pos)
+                pos = self._matrix(name, None, layout.dims(q), name, pos)
         os.ftruncate(fd, pos)
 
     def _check_size(self, name: str, body: int) -> None:
@@ -1205,19 +1234,24 @@ class _V5Stream:
         self.regions[(name, idx)] = (data, dims)
         return data + nbytes
 
-    def write(self, name: str, idx: Any, start: int, arr: np.ndarray) -> None:
+    def write(self, name: str, idx: Any, start: int, arr: np.ndarray, axis: int) -> None:
         offset, _dims = self.regions[(name, idx)]
         c = arr.shape[0]
+        d = arr.shape[1:]
         axes = tuple(range(arr.ndim - 1, 0, -1))  # a sample's axes, reversed: column-major
-        if self.owner.samples == "columns":
+        inner = math.prod(d[:axis])  # elements before the sample index in MATLAB's order
+        if axis == len(d):
             # MATLAB (*d, Q): sample q's values are contiguous, in column-major order
             data = np.ascontiguousarray(arr.transpose(0, *axes), dtype="<f8")
-            _pwrite_all(self.fd, data, offset + 8 * start * (data.size // max(c, 1)))
+            _pwrite_all(self.fd, data, offset + 8 * start * inner)
         else:
-            # MATLAB (Q, *d): element e of every sample is a run of Q values
-            runs = np.ascontiguousarray(arr.transpose(*axes, 0), dtype="<f8").reshape(-1, c)
-            for e in range(runs.shape[0]):
-                _pwrite_all(self.fd, runs[e], offset + 8 * (e * self.owner.q + start))
+            # MATLAB (*d[:axis], Q, *d[axis:]): for each outer element o, the chunk is one
+            # run of c * inner values (axis 0: element e of every sample, a run of c values)
+            runs = np.ascontiguousarray(
+                arr.transpose(*axes[: len(d) - axis], 0, *axes[len(d) - axis :]), dtype="<f8"
+            ).reshape(-1, c * inner)
+            for o in range(runs.shape[0]):
+                _pwrite_all(self.fd, runs[o], offset + 8 * inner * (o * self.owner.q + start))
 
     def close(self) -> None:
         if self.fd is not None:
@@ -1765,3 +1799,48 @@ def jacobian_to_matlab(
     r = int(np.prod(in_dims, dtype=np.int64))
     j = j.reshape(j.shape[0], s, r)
     return np.ascontiguousarray(np.moveaxis(j, 0, -1))
+
+
+__all__ += ["matlab_block", "batch_to_matlab_samples", "matlab_element_order"]
+
+
+def matlab_block(shape: Sequence[int], layout: str) -> SampleBlock:
+    """Where one batch-first sample of per-sample ``shape`` sits in its MATLAB array: the
+    MATLAB per-sample dimensions and the axis of the sample index, for :class:`SampleWriter`
+    (NOTE [MATLAB layouts for ONNX models]).
+
+    Example:
+        >>> matlab_block((1, 28, 28), "image")
+        SampleBlock(shape=(28, 28, 1), axis=3)
+        >>> matlab_block((5, 3), "sequence")   # C x N x T
+        SampleBlock(shape=(3, 5), axis=1)
+    """
+    shape = tuple(int(d) for d in shape)
+    if layout == "features":
+        _single_axis_shape(shape, layout)
+        return SampleBlock((math.prod(shape),), 1)
+    rank, _ = _layout_row(layout)
+    if rank is not None and len(shape) != rank:
+        raise Mat2GradError(f"a '{layout}' sample has {rank} axes, got the shape {shape}")
+    perm = _full_perm(layout, len(shape))
+    full = (1, *shape)
+    axis = perm.index(0)
+    return SampleBlock(tuple(full[a] for a in perm if a != 0), axis)
+
+
+def batch_to_matlab_samples(array: Any, layout: str) -> np.ndarray:
+    """A batch-first ONNX-layout chunk ``(c, ...)`` -> ``(c, *matlab_block(...).shape)``:
+    each sample in its MATLAB per-sample axis order, the batch still first (what
+    :class:`SampleWriter` takes for a :class:`SampleBlock`)."""
+    x = np.asarray(array)
+    block = matlab_block(x.shape[1:], layout)
+    return np.moveaxis(batch_to_matlab(x, layout), block.axis, 0)
+
+
+def matlab_element_order(shape: Sequence[int], layout: str) -> np.ndarray:
+    """For each element of one sample in MATLAB's column-major order of its MATLAB
+    per-sample array, its flat index in the batch-first sample (C order): element ``k``
+    (0-based) of ``X(:, n)``-style flattening is ``x[n].reshape(-1)[order[k]]``."""
+    shape = tuple(int(d) for d in shape)
+    idx = np.arange(math.prod(shape)).reshape((1, *shape))
+    return batch_to_matlab_samples(idx, layout)[0].reshape(-1, order="F")

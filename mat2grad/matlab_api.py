@@ -52,6 +52,7 @@ def predict(
     network: str | None = None,
     samples: str = "columns",
     dtype: str = "float64",
+    layout: str = "matlab",
 ) -> np.ndarray | tuple[np.ndarray, ...]:
     """Evaluate the network of ``path`` on MATLAB-layout inputs, like MATLAB's ``sim``.
 
@@ -63,6 +64,9 @@ def predict(
             several.
         samples: ``"columns"`` (MATLAB's convention) or ``"rows"``.
         dtype: ``"float64"`` or ``"float32"``: the precision of the computation.
+        layout: ONNX models: ``"matlab"`` (inputs as MATLAB holds them: ``C x N``
+            features, ``H x W x C x N`` images, ``C x N x T`` sequences; outputs alike) or
+            ``"onnx"`` (batch-first, see :mod:`mat2grad.onnx.data`).
 
     Returns:
         ``S x Q`` float64 (``Q x S`` for ``samples="rows"``), a tuple for several outputs.
@@ -72,6 +76,16 @@ def predict(
         >>> assert y.shape == (1, 100)
     """
     model = _model(path, network, dtype)
+    if hasattr(model, "input_layouts"):  # an ONNX model
+        from .onnx.data import ResultLayout, inputs_from_mat
+
+        value = _cell(x, "X") if isinstance(x, list | tuple) else np.asarray(x)
+        if value.ndim < 2 and value.dtype != object:
+            value = value.reshape(1, -1)
+        inputs = inputs_from_mat(model, value, layout=layout, samples=samples, what="X")
+        res = ResultLayout(model, layout, samples)
+        y = [res.output_array(k, o) for k, o in enumerate(predict_arrays(model, inputs))]
+        return y[0] if len(y) == 1 else tuple(y)
     inputs = _inputs(model, x, samples)
     y = [matfile.samples_to_matlab(o, samples) for o in predict_arrays(model, inputs)]
     return y[0] if len(y) == 1 else tuple(y)

@@ -11,16 +11,24 @@ from torch import Tensor, nn
 
 from .errors import Mat2GradError
 
-__all__ = ["predict", "predict_arrays", "as_batch"]
+__all__ = ["predict", "predict_arrays", "as_batch", "integer_tensor", "numeric_tensor"]
 
 
 def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
     """A numpy array or tensor -> a tensor in the model's dtype, batch-first ``(Q, *shape)``.
 
     A single sample (``x.shape == input_shape``) is accepted and given a batch of 1.
+    ``None`` in the model's ``input_shapes`` (a time axis, a dimension an ONNX file leaves
+    symbolic) matches any size. Inputs the model declares non-floating (``input_float``,
+    e.g. the int64 indices of an ONNX model) keep an integer dtype (whole-valued floats
+    become int64); all others take the model's float dtype.
     """
     dtype = _model_dtype(model)
-    if isinstance(x, Tensor):
+    floats = getattr(model, "input_float", None)
+    integer = floats is not None and index < len(floats) and not floats[index]
+    if integer:
+        t = integer_tensor(x, f"input {index + 1}")
+    elif isinstance(x, Tensor):
         t = x.to(dtype)
     else:
         try:
@@ -39,6 +47,33 @@ def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
             f"input {index + 1} has shape {tuple(t.shape)}; the network takes "
             f"(Q, {dims}) (batch first: one sample per row)"
         )
+    return t
+
+
+def numeric_tensor(x: Any, what: str) -> Tensor:
+    """A tensor (detached) or a numeric array-like as a tensor of its own dtype."""
+    if isinstance(x, Tensor):
+        return x.detach()
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError):
+        raise Mat2GradError(f"{what}: expected a numeric array, found {type(x).__name__}") from None
+    if arr.dtype.kind not in "biuf":
+        raise Mat2GradError(f"{what}: expected a numeric array, found dtype {arr.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def integer_tensor(x: Any, what: str) -> Tensor:
+    """An integer input (ONNX indices, counts) as an integer tensor: integer and boolean
+    arrays keep their dtype; floats must be whole numbers and become int64."""
+    t = numeric_tensor(x, what)
+    if t.is_floating_point():
+        if not bool(torch.isfinite(t).all()) or not bool((t == t.round()).all()):
+            raise Mat2GradError(
+                f"{what} is an integer input of the model, but holds values that are not "
+                "whole numbers"
+            )
+        t = t.to(torch.int64)
     return t
 
 

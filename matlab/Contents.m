@@ -3,7 +3,9 @@
 %
 % Networks: a network object, a struct with the same fields (GNU Octave), the path of a
 % .mat file holding a saved network, or the path of an .onnx file. Data in MATLAB's
-% layout: inputs R-by-Q, one column per sample.
+% layout: inputs R-by-Q, one column per sample; for ONNX models as MATLAB holds data for
+% the model's input (features C-by-N, images H-by-W-by-C-by-N, sequences C-by-N-by-T), or
+% batch-first with 'Layout', 'onnx'; 'Wrt' names the ONNX inputs to differentiate.
 %
 % Derivatives
 %   mat2grad_jacobian - Jacobian of a trained network's outputs with respect to its inputs.

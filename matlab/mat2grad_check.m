@@ -6,7 +6,10 @@ function [ok, report] = mat2grad_check(net, X, varargin)
 %   mat2grad:check:tolerance if one exceeds the tolerance (1e-6 by default).
 %
 %   MAT2GRAD_CHECK(NET) checks at the network's stored example inputs, or at random
-%   points inside the input ranges recorded by its input processing.
+%   points inside the input ranges recorded by its input processing. For an ONNX model
+%   (NET the path of an .onnx file) it checks at 200 random points, every element of
+%   every floating input uniform in [-1, 1]; the differences cost 4 evaluations per input
+%   element, so for large images pass a few samples X instead.
 %
 %   OK = MAT2GRAD_CHECK(...) returns true or false instead of raising.
 %   [OK, REPORT] = MAT2GRAD_CHECK(...) also returns the printed report as text.
@@ -17,12 +20,16 @@ function [ok, report] = mat2grad_check(net, X, varargin)
 %     'Network'    path of the network inside a MAT-file holding several ('net1')
 %     'Samples'    'columns' (default, X is R-by-Q) or 'rows' (X is Q-by-R)
 %     'DataType'   'double' (default) or 'single'
-%     'Layout'     ONNX files only: 'matlab' or 'onnx' data layout
+%     'Wrt'        ONNX files: the input(s) to check the derivatives with respect to
+%                  (name or cellstr); default: every floating input
+%     'Layout'     ONNX files: 'matlab' (default: X as MAT2GRAD_PREDICT takes it) or
+%                  'onnx' (batch-first as the file declares it)
 %
 %   Inputs:
 %     NET  a network object (MATLAB), a struct with the fields of one (GNU Octave), the
 %          path of a .mat file holding a saved network, or the path of an .onnx file
-%     X    R-by-Q real matrix of raw inputs, one column per sample, or [] (see above)
+%     X    R-by-Q real matrix of raw inputs, one column per sample, or [] (see above);
+%          for an ONNX model, its data as MAT2GRAD_PREDICT takes it
 %
 %   Outputs:
 %     OK      true when every output's relative difference is within the tolerance
@@ -39,11 +46,11 @@ function [ok, report] = mat2grad_check(net, X, varargin)
   if nargin < 1
     error('mat2grad:check:nargin', 'mat2grad: usage: ok = mat2grad_check(NET, X, ...)');
   end
-  options = parse_options('check', {'Tol', 'Network', 'Samples', 'DataType', 'Layout'}, ...
-                          varargin);
+  options = parse_options('check', {'Tol', 'Network', 'Samples', 'DataType', 'Layout', ...
+                          'Wrt'}, varargin);
   data = struct();
   if nargin >= 2 && ~isempty(X)
-    check_data('check', X, 'X');
+    check_data('check', X, 'X', is_onnx_path(net));
     data.X = X;
   end
   [~, report, err, status] = call_cli('check', net, data, options, false);
@@ -81,6 +88,17 @@ end
 %!   assert (err.identifier, 'mat2grad:check:failed');
 %!   assert (~isempty (strfind (err.message, 'has 4 rows but the network takes 5')), err.message);
 %! end
+
+%!test
+%! % an ONNX file exported by MATLAB (image 4x3x1 -> softmax 3): at random points, and
+%! % at given images H-by-W-by-C-by-N
+%! file = m2g_test_fixture (fullfile ('onnx', 'matlab2020a_conv_fc_dropout.onnx'));
+%! [ok, report] = mat2grad_check (file);
+%! assert (ok, true);
+%! assert (~isempty (strfind (report, 'uniform in [-1, 1]')), report);
+%! [ok, report] = mat2grad_check (file, reshape (cos (1:24), 4, 3, 1, 2), 'Tol', 1e-8);
+%! assert (ok, true, report);
+%! assert (~isempty (strfind (report, 'output softmax')), report);
 
 %!error <usage> mat2grad_check ()
 %!error <Tol> mat2grad_check ('net.mat', 1, 'Tol', -1)

@@ -12,7 +12,17 @@ function H = mat2grad_hessian(net, X, varargin)
 %                  Q-by-R and H is Q-by-R-by-R
 %     'ChunkSize'  samples processed at a time (bounds the memory; default: automatic)
 %     'DataType'   'double' (default) or 'single': the precision of the computation
-%     'Layout'     ONNX files only: 'matlab' or 'onnx' data layout
+%
+%   ONNX models (NET the path of an .onnx file, one output) take X as MAT2GRAD_PREDICT
+%   does (features C-by-N, images H-by-W-by-C-by-N, sequences C-by-N-by-T). H(:,:,n) is
+%   R-by-R, R the elements of one input sample in MATLAB's column-major order (as for
+%   MAT2GRAD_JACOBIAN), and 'Output' counts the elements of one output sample in the same
+%   order (C-by-T column-major for a sequence output).
+%     'Wrt'        the input to differentiate with respect to (its name); needed when the
+%                  model has several floating inputs
+%     'Layout'     'matlab' (default, as above) or 'onnx': X batch-first as the file
+%                  declares it, H N-by-(input shape)-by-(input shape), 'Output' in the
+%                  file's (row-major) element order
 %
 %   Inputs:
 %     NET  a network object (MATLAB), a struct with the fields of one (GNU Octave), the
@@ -36,8 +46,8 @@ function H = mat2grad_hessian(net, X, varargin)
     error('mat2grad:hessian:nargin', 'mat2grad: usage: H = mat2grad_hessian(NET, X, ...)');
   end
   options = parse_options('hessian', ...
-    {'Output', 'Network', 'Samples', 'ChunkSize', 'DataType', 'Layout'}, varargin);
-  check_data('hessian', X, 'X');
+    {'Output', 'Network', 'Samples', 'ChunkSize', 'DataType', 'Layout', 'Wrt'}, varargin);
+  check_data('hessian', X, 'X', is_onnx_path(net));
   data = struct();
   data.X = X;
   result = call_cli('hessian', net, data, options, true);
@@ -61,6 +71,20 @@ end
 %! [net1, X1] = m2g_test_net ('single');
 %! H = mat2grad_hessian (net1, X1(:, 1:3));
 %! m2g_test_close (H, m2g_test_hessian (net1, X1(:, 1:3), 1), 1e-7);
+
+%!test
+%! % an ONNX file exported by MATLAB (R2020a, image 4x3x1 -> softmax 3): H(:,:,n) is
+%! % 12-by-12 over the pixels in column-major order; against central differences of the
+%! % gradient images mat2grad_jacobian computes (all perturbed images in one call)
+%! file = m2g_test_fixture (fullfile ('onnx', 'matlab2020a_conv_fc_dropout.onnx'));
+%! images = reshape (cos (1:24), 4, 3, 1, 2);
+%! H = mat2grad_hessian (file, images, 'Output', 2);
+%! assert (size (H), [12 12 2]);
+%! m2g_test_close (H, permute (H, [2 1 3]), 1e-12);
+%! row2 = @(J) reshape (J(2, :, :), 12, []);              % the gradient of output 2, 12 x N
+%! Hfd = m2g_test_fd (@(p) row2 (mat2grad_jacobian (file, reshape (p, 4, 3, 1, []))), ...
+%!                    reshape (images, 12, 2), 1e-5);
+%! m2g_test_close (H, Hfd, 1e-6);
 
 %!error <usage> mat2grad_hessian (1)
 %!error <Output> mat2grad_hessian ('net.mat', 1, 'Output', 0)

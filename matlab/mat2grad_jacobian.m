@@ -16,7 +16,19 @@ function [J, Y] = mat2grad_jacobian(net, X, varargin)
 %                  (forward mode, best when R < S): the same numbers, different speed
 %     'ChunkSize'  samples processed at a time (bounds the memory; default: automatic)
 %     'DataType'   'double' (default) or 'single': the precision of the computation
-%     'Layout'     ONNX files only: 'matlab' or 'onnx' data layout
+%
+%   ONNX models (NET the path of an .onnx file) take X as MAT2GRAD_PREDICT does (features
+%   C-by-N, images H-by-W-by-C-by-N, sequences C-by-N-by-T; a cell for several inputs).
+%   J(:,:,n) is S-by-R, S and R the numbers of elements of one output and one input
+%   sample, each in MATLAB's column-major order of the sample as MATLAB holds it, so
+%   reshape(J(s,:,n), H, W, C) is the gradient image of output s for image n. Y is as
+%   MAT2GRAD_PREDICT returns it. For several outputs or differentiated inputs J is a
+%   numOutputs-by-numel(Wrt) cell.
+%     'Wrt'        name (char) or names (cellstr) of the inputs to differentiate with
+%                  respect to (mat2grad_info lists them); default: every floating input
+%     'Layout'     'matlab' (default, as above) or 'onnx': X batch-first as the file
+%                  declares it (N-by-C-by-H-by-W, ...), J N-by-(output shape)-by-(input
+%                  shape) and Y N-by-(output shape)
 %
 %   For networks with tapped delays or feedback (timedelaynet, narxnet, layrecnet), X is a
 %   numInputs-by-TS cell of R-by-Q matrices (Q series), or one R-by-TS matrix, and the
@@ -49,6 +61,10 @@ function [J, Y] = mat2grad_jacobian(net, X, varargin)
 %     [J, Y] = mat2grad_jacobian(net, x);      % J is 1-by-13-by-252
 %     sensitivity = squeeze(mean(abs(J), 3));  % mean |dy/dx_r| per input
 %
+%     [J, Y] = mat2grad_jacobian('cnn.onnx', XTest);  % XTest 28-by-28-by-1-by-N
+%     G = reshape(J(3, :, 1), 28, 28, 1);      % d(output 3)/d(pixels) of image 1
+%     imagesc(G); axis image; colorbar
+%
 %   Errors (identifiers mat2grad:jacobian:*) carry mat2grad's message: 'failed' for a
 %   problem with the network or the data, 'python' when Python or mat2grad cannot be
 %   started. Networks with hardlim, hardlims or compet layers get a warning: their
@@ -60,12 +76,12 @@ function [J, Y] = mat2grad_jacobian(net, X, varargin)
     error('mat2grad:jacobian:nargin', 'mat2grad: usage: [J, Y] = mat2grad_jacobian(NET, X, ...)');
   end
   options = parse_options('jacobian', {'Network', 'Samples', 'Mode', 'ChunkSize', ...
-    'DataType', 'Layout', 'Form', 'MaxLag', 'OutputWeights', 'Xi', 'Ai', 'Targets', ...
+    'DataType', 'Layout', 'Wrt', 'Form', 'MaxLag', 'OutputWeights', 'Xi', 'Ai', 'Targets', ...
     'Prepare', 'ClosedLoop', 'KnownInputs', 'KnownTargets', 'Steps'}, varargin);
   if is_octave()
     options(end+1, :) = {'format', 'v7'};  % Octave cannot read MAT v7.3 (HDF5) files
   end
-  check_data('jacobian', X, 'X');
+  check_data('jacobian', X, 'X', is_onnx_path(net));
   data = struct();
   data.X = X;
   result = call_cli('jacobian', net, data, options, true);
@@ -151,6 +167,56 @@ end
 %! fd = permute (reshape (fd, Q, R, TS), [2 1 3]);                  % R x Q x TS
 %! m2g_test_close (cat (3, dX{:}), fd, 1e-7);
 
+%!testif ; ~isempty (m2g_test_corpus ())
+%! % an ONNX file exported by MATLAB (R2020a, features 1x1x1x3 -> 9), by path: against
+%! % central differences of mat2grad_predict, every perturbed column in one call
+%! file = fullfile (m2g_test_corpus (), 'onnx', 'matlab_archcomp_vertcas.onnx');
+%! x = [0.2 -0.5 0.9 0.1; 0.7 0.3 -0.8 -0.2; -0.4 0.6 0.05 0.5];
+%! J = mat2grad_jacobian (file, x);
+%! assert (size (J), [9 3 4]);
+%! Jfd = m2g_test_fd (@(xx) mat2grad_predict (file, xx), x, 1e-6);
+%! m2g_test_close (J, Jfd, 1e-7);
+
+%!test
+%! % an ONNX file exported by MATLAB (R2020a, image 4x3x1 -> softmax 3): J(:,:,n) is
+%! % 3-by-12, its columns the pixels of the 4-by-3-by-1 image in column-major order, so
+%! % central differences of the images perturbed pixel by pixel give it directly
+%! file = m2g_test_fixture (fullfile ('onnx', 'matlab2020a_conv_fc_dropout.onnx'));
+%! images = reshape (cos (1:24), 4, 3, 1, 2);
+%! [J, Y] = mat2grad_jacobian (file, images);
+%! assert (size (J), [3 12 2]);
+%! assert (size (Y), [3 2]);
+%! flat = @(xx) reshape (xx, 12, []);                      % images -> pixels x N
+%! Jfd = m2g_test_fd (@(p) mat2grad_predict (file, reshape (p, 4, 3, 1, [])), flat (images), 1e-6);
+%! m2g_test_close (J, Jfd, 1e-6);
+%! G = reshape (J(2, :, 1), 4, 3, 1);                      % the gradient image of output 2
+%! m2g_test_close (G(3, 2), Jfd(2, 3 + 4 * (2 - 1), 1), 1e-6);
+%! % batch-first ('Layout', 'onnx'): X N x C x H x W, J N x S x C x H x W
+%! [Jb, Yb] = mat2grad_jacobian (file, permute (images, [4 3 1 2]), 'Layout', 'onnx');
+%! assert (size (Jb), [2 3 1 4 3]);
+%! m2g_test_close (Yb, Y', 1e-12);
+%! m2g_test_close (reshape (permute (Jb, [2 4 5 3 1]), 3, 12, 2), J, 1e-12);
+
+%!testif ; ~isempty (m2g_test_corpus ())
+%! % an LSTM with h0/c0 inputs (PyTorch 0.3): a cell of inputs X (C x N x T), h0, c0
+%! % (C x N); 'Wrt' picks the inputs: J is numOutputs-by-numel(Wrt)
+%! file = fullfile (m2g_test_corpus (), 'onnx', 'pytorch03_colisaar_lstm.onnx');
+%! seq = reshape (sin (1:30), 3, 2, 5);
+%! states = {seq, [0.1 -0.2; 0.3 0.0; -0.1 0.2], [0.5 0.1; -0.3 0.2; 0.0 0.4]};
+%! [J, Y] = mat2grad_jacobian (file, states, 'Wrt', {'1', '2'});
+%! assert (size (J), [3 2]);
+%! assert (size (Y), [3 1]);
+%! assert (size (Y{1}), [3 2 5]);
+%! assert (size (J{1, 1}), [15 3 2]);     % output 1: C x T = 3 x 5 per sample; h0: 3
+%! % central differences along h0 (input '1'), the other inputs repeated alongside
+%! copies = @(h) size (h, 2) / 2;          % perturbed columns per sample (N = 2)
+%! Jfd = m2g_test_fd (@(h) mat2grad_predict (file, {repmat(seq, 1, copies (h)), h, ...
+%!                    repmat(states{3}, 1, copies (h))}), states{2}, 1e-6);
+%! for k = 1:3
+%!   m2g_test_close (J{k, 1}, Jfd{k}, 1e-7);
+%! end
+
 %!error <usage> mat2grad_jacobian (1)
 %!error <Mode> mat2grad_jacobian ('net.mat', 1, 'Mode', 'sideways')
 %!error <ChunkSize> mat2grad_jacobian ('net.mat', 1, 'ChunkSize', -1)
+%!error <Wrt> mat2grad_jacobian ('net.onnx', 1, 'Wrt', 2)

@@ -11,7 +11,15 @@ function [Y, Xf, Af] = mat2grad_predict(net, X, varargin)
 %                 S-by-Q; 'rows': X is Q-by-R and Y is Q-by-S
 %     'DataType'  'double' (default) or 'single': the precision of the computation
 %                 (results are returned as double)
-%     'Layout'    ONNX files only: 'matlab' or 'onnx' data layout
+%
+%   ONNX models (NET the path of an .onnx file) take X as MATLAB holds data for their
+%   input (mat2grad_info shows each input's size): features C-by-N (also for the old
+%   exporters' 1x1x1xC inputs), images H-by-W-by-C-by-N, sequences C-by-N-by-T; for a
+%   model with several inputs, a cell with one array per input, in the model's input
+%   order. Y comes back the same way (a numOutputs-by-1 cell for several outputs).
+%     'Layout'    'matlab' (default, as above) or 'onnx': batch-first arrays as the file
+%                 declares them, N-by-(one sample's shape), e.g. N-by-C-by-H-by-W, and Y
+%                 N-by-S
 %
 %   [Y, XF, AF] = MAT2GRAD_PREDICT(NET, X, ...) for networks with tapped delays or
 %   feedback (timedelaynet, narxnet, layrecnet) works like [Y, XF, AF] = NET(X, XI, AI):
@@ -34,7 +42,8 @@ function [Y, Xf, Af] = mat2grad_predict(net, X, varargin)
 %          struct(net)), the path of a .mat file holding a saved network, or the path
 %          of an .onnx file
 %     X    R-by-Q real matrix of raw (unprocessed) inputs, one column per sample; for a
-%          network with several inputs, a cell with one such matrix per input
+%          network with several inputs, a cell with one such matrix per input (ONNX
+%          models: see above)
 %
 %   Outputs:
 %     Y    S-by-Q double matrix of raw outputs (after reverse output processing); a
@@ -49,6 +58,9 @@ function [Y, Xf, Af] = mat2grad_predict(net, X, varargin)
 %     Y = mat2grad_predict(net, x);
 %     max(abs(Y - net(x)))          % round-off: mat2grad computes what MATLAB does
 %
+%     exportONNXNetwork(dlnet, 'cnn.onnx');        % images 28-by-28-by-1
+%     Y = mat2grad_predict('cnn.onnx', XTest);     % XTest 28-by-28-by-1-by-N, Y 10-by-N
+%
 %   Errors (identifiers mat2grad:predict:*) carry mat2grad's message: 'failed' for a
 %   problem with the network or the data (wrong number of input rows, missing file,
 %   unknown network path), 'python' when Python or mat2grad cannot be started.
@@ -60,7 +72,7 @@ function [Y, Xf, Af] = mat2grad_predict(net, X, varargin)
   end
   options = parse_options('predict', {'Network', 'Samples', 'DataType', 'Layout', 'Xi', ...
     'Ai', 'Targets', 'Prepare', 'ClosedLoop', 'KnownInputs', 'KnownTargets', 'Steps'}, varargin);
-  check_data('predict', X, 'X');
+  check_data('predict', X, 'X', is_onnx_path(net));
   data = struct();
   data.X = X;
   result = call_cli('predict', net, data, options, true);
@@ -134,12 +146,28 @@ end
 %! Y = mat2grad_predict (file, S.Xseries, 'Targets', S.Tseries);
 %! m2g_test_close (cell2mat (Y), cell2mat (S.Y), 1e-12);
 
-%!testif ; ~isempty (m2g_test_corpus ()) && m2g_test_has ('onnx')
-%! % an ONNX file (PyTorch export, 4 -> 3): the outputs onnxruntime computes (float32)
+%!testif ; ~isempty (m2g_test_corpus ())
+%! % ONNX files from the corpus, features C-by-N: a PyTorch export (4 -> 3) and a MATLAB
+%! % export (R2020a, 1x1x1x3 input -> 9): the outputs onnxruntime computes (float32)
 %! file = fullfile (m2g_test_corpus (), 'onnx', 'pytorch_iris.onnx');
 %! x = [5.1 6.2 4.9; 3.5 2.9 3.0; 1.4 4.3 5.8; 0.2 1.3 2.2];
 %! Y = mat2grad_predict (file, x);
 %! m2g_test_close (Y, m2g_test_onnx_reference (file, x), 1e-5);
+%! file = fullfile (m2g_test_corpus (), 'onnx', 'matlab_archcomp_vertcas.onnx');
+%! x = [0.2 -0.5 0.9 0.1; 0.7 0.3 -0.8 -0.2; -0.4 0.6 0.05 0.5];
+%! Y = mat2grad_predict (file, x);
+%! assert (size (Y), [9 4]);
+%! m2g_test_close (Y, m2g_test_onnx_reference (file, x), 1e-5);
+
+%!test
+%! % an ONNX file exported by MATLAB R2020a (image 4x3x1 -> conv -> fc -> softmax): images
+%! % H-by-W-by-C-by-N in, S-by-N out, against onnxruntime ('Layout', 'onnx': see
+%! % mat2grad_jacobian's tests)
+%! file = m2g_test_fixture (fullfile ('onnx', 'matlab2020a_conv_fc_dropout.onnx'));
+%! images = reshape (sin (1:60), 4, 3, 1, 5);          % (X is shared with other blocks)
+%! Y = mat2grad_predict (file, images);
+%! assert (size (Y), [3 5]);
+%! m2g_test_close (Y, m2g_test_onnx_reference (file, images, 'image'), 1e-5);
 
 %!test
 %! % wrong number of input rows: mat2grad's message, as a MATLAB error; and no
@@ -189,7 +217,8 @@ end
 %!   assert (~isempty (strfind (err.message, 'mat2grad_setup(''PythonExecutable'', PATH)')));
 %! end
 %! clear env
-%! env = m2g_test_env ('PYTHONPATH', tempdir ());
+%! [bare, gone] = m2g_test_bare_python ();
+%! env = m2g_test_env ('MAT2GRAD_PYTHON', bare);
 %! try
 %!   mat2grad_predict (net, X);
 %!   error ('no error raised');
@@ -204,3 +233,6 @@ end
 %!error id=mat2grad:predict:network mat2grad_predict (42, 1)
 %!error id=mat2grad:predict:network mat2grad_predict (struct ('a', 1), 1, 'Network', 'net')
 %!error id=mat2grad:predict:data mat2grad_predict ('net.mat', 'abc')
+%!error id=mat2grad:predict:data mat2grad_predict ('net.mat', rand (2, 2, 2))
+%!error id=mat2grad:predict:data mat2grad_predict ('net.onnx', {rand(2, 2, 2), 'abc'})
+%!error <Layout> mat2grad_predict ('net.onnx', 1, 'Layout', 'nchw')

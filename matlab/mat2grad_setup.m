@@ -172,9 +172,9 @@ end
 
 %!test
 %! % a Python without mat2grad is refused with the pip command, and not stored
-%! env = m2g_test_env ('PYTHONPATH', tempdir ());
+%! [bare, gone] = m2g_test_bare_python ();
 %! try
-%!   mat2grad_setup ('PythonExecutable', getenv ('MAT2GRAD_PYTHON'));
+%!   mat2grad_setup ('PythonExecutable', bare);
 %!   error ('no error raised');
 %! catch err
 %!   assert (err.identifier, 'mat2grad:setup:python');

@@ -321,16 +321,3 @@ def reference_sim(rec, x, xi=None, ai=None, element_major=False, steps=None):
         for i in ys:
             ys[i].append(_reverse(_settings(outputs[i]), a[(i, t)]))
     return [np.stack(ys[i]) for i in sorted(ys)]
-
-
-def to_mat(value):
-    """A record tree -> what mat2grad.matfile.write_mat writes (structs as dicts), so a
-    hand-made network can be saved as the struct Octave or struct(net) would give."""
-    if isinstance(value, MatStruct):
-        return {k: to_mat(v) for k, v in value.fields.items()}
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        out = np.empty(value.shape, dtype=object)
-        for idx, item in np.ndenumerate(value):
-            out[idx] = to_mat(item)
-        return out
-    return value

@@ -200,7 +200,7 @@ def _one_hidden(spec):
     [
         c
         for c in corpus_cases("shallow/")
-        if c.values is None
+        if c.values[0] is None
         or c.values[0]["file"].split("/")[1].split("_")[0]
         in ("abj247", "akobell5", "dan", "mahmoudjumaa", "marakaido", "saniavn")
     ],

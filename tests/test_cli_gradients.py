@@ -14,7 +14,6 @@ import scipy.io
 import mat2grad
 from mat2grad import matfile
 from mat2grad.autodiff import ZeroDerivativeWarning, check_points, hessian, jacobian
-from tests.dynamic_records import to_mat
 from tests.helpers import (
     CORPUS,
     FD_SMOOTH_RTOL,
@@ -24,7 +23,7 @@ from tests.helpers import (
     corpus_cases,
     requires_corpus,
 )
-from tests.records import network_record
+from tests.records import network_record, to_mat
 from tests.test_cli import assert_one_line_error, run
 
 

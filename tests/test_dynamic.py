@@ -15,6 +15,7 @@ from mat2grad.cli import main
 from mat2grad.shallow import dynamic as dyn
 from tests import dynamic_records as dr
 from tests.helpers import FORWARD_RTOL, assert_close
+from tests.records import to_mat
 from tests.test_shallow_dynamic import KINDS, build, random_case, reference, tensors
 
 #: central differences in float64 with step 1e-6: truncation + round-off
@@ -230,7 +231,7 @@ def _write_case(tmp_path, kind="narx_open", ts=14, q=1, seed=6):
     x = rng.normal(size=(q, ts, 2))
     t = rng.normal(size=(q, ts, 1))
     x2 = rng.normal(size=(q, 5, 2))
-    matfile.write_mat(tmp_path / "net.mat", {"net": dr.to_mat(rec)})
+    matfile.write_mat(tmp_path / "net.mat", {"net": to_mat(rec)})
     matfile.write_mat(
         tmp_path / "data.mat",
         {
@@ -288,7 +289,7 @@ def test_cli_predict_closed_loop_and_known_sequence(capsys, tmp_path):
 def test_cli_predict_cells_with_states(capsys, tmp_path):
     rec, net = build("layrecnet")
     x, xi, ai = random_case(net, q=3, ts=6)
-    matfile.write_mat(tmp_path / "net.mat", {"net": dr.to_mat(rec)})
+    matfile.write_mat(tmp_path / "net.mat", {"net": to_mat(rec)})
     matfile.write_mat(
         tmp_path / "d.mat",
         {
@@ -330,7 +331,7 @@ def test_cli_dynamic_errors_are_one_line(capsys, tmp_path, extra, match):
 def test_cli_refuses_dynamic_options_for_static_networks(capsys, tmp_path):
     from tests.records import tiny_record
 
-    matfile.write_mat(tmp_path / "net.mat", {"net": dr.to_mat(tiny_record())})
+    matfile.write_mat(tmp_path / "net.mat", {"net": to_mat(tiny_record())})
     matfile.write_mat(tmp_path / "d.mat", {"X": np.zeros((2, 3))})
     code, err = _cli(
         capsys, "predict", tmp_path / "net.mat", "--inputs", tmp_path / "d.mat",

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from mat2grad.errors import Mat2GradError
-from mat2grad.matfile import MATLAB_LAYOUTS, batch_to_matlab, jacobian_to_matlab, matlab_to_batch
+from mat2grad.matfile import (
+    MATLAB_LAYOUTS,
+    SampleBlock,
+    batch_to_matlab,
+    batch_to_matlab_samples,
+    jacobian_to_matlab,
+    matlab_block,
+    matlab_element_order,
+    matlab_to_batch,
+)
 from tests.helpers import FD_RTOL, FD_STEP, ONNX_FIXTURES, assert_scaled_close
 
 RNG = np.random.default_rng(0)
@@ -121,3 +130,35 @@ def test_jacobian_rule_against_finite_differences_in_matlab_layout():
         fd = (run(xm + step) - run(xm - step)) / (2 * FD_STEP)  # S x N
         r = h + 4 * (w + 4 * c)
         assert_scaled_close(jm[:, r, :], fd, FD_RTOL, f"pixel {(h, w, c)}")
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_sample_blocks_place_the_sample_index(kind):
+    """matlab_block + batch_to_matlab_samples: (c, *MATLAB per-sample) chunks that a
+    SampleWriter block turns back into the MATLAB array, element by element."""
+    mshape, sample, where = CASES[kind]
+    x = RNG.normal(size=mshape)
+    batch = matlab_to_batch(x, kind, sample)
+    block = matlab_block(sample, kind)
+    chunk = batch_to_matlab_samples(batch, kind)
+    assert chunk.shape == (batch.shape[0], *block.shape)
+    np.testing.assert_array_equal(np.moveaxis(chunk, 0, block.axis), x)
+    assert block.dims(batch.shape[0]) == mshape
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_element_order_is_column_major_of_the_matlab_sample(kind):
+    mshape, sample, where = CASES[kind]
+    x = RNG.normal(size=mshape)
+    batch = matlab_to_batch(x, kind, sample)
+    order = matlab_element_order(sample, kind)
+    block = matlab_block(sample, kind)
+    one = np.take(x, 1, axis=block.axis).reshape(-1, order="F")  # sample 2, MATLAB's order
+    np.testing.assert_array_equal(batch[1].reshape(-1)[order], one)
+
+
+def test_feature_blocks_flatten_singleton_axes():
+    assert matlab_block((1, 1, 8), "features") == SampleBlock((8,), 1)
+    assert matlab_block((), "features") == SampleBlock((1,), 1)
+    with pytest.raises(Mat2GradError, match="one non-singleton axis"):
+        matlab_block((2, 3), "features")

@@ -244,6 +244,38 @@ def test_stream_v73_read_by_h5py_and_mat_io(tmp_path, samples, monkeypatch):
     assert tree["C"].shape == (2, 2)
 
 
+SEQ = RNG.standard_normal((Q, 3, 2, 5))  # batch-first chunks of a (3, 2, 5) sample
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, 3])
+@pytest.mark.parametrize("fmt", ["v7", "v7.3"])
+def test_stream_sample_axis_anywhere(tmp_path, fmt, axis, monkeypatch):
+    """SampleBlock(shape, axis): the sample index at MATLAB axis ``axis`` (a sequence
+    C x N x T is axis 1), element by element, alone and inside a cell, chunks in any order."""
+    monkeypatch.setenv("MAT2GRAD_V73_THRESHOLD", "100")
+    path = tmp_path / "s.mat"
+    block = matfile.SampleBlock((3, 2, 5), axis)
+    with SampleWriter(path, Q, {"S": block, "C": [[(3,)], [block]]}, format=fmt) as w:
+        for a in reversed(range(0, Q, 4)):
+            b = min(Q, a + 4)
+            w.write(a, {"S": SEQ[a:b], "C": [[Y[a:b]], [SEQ[a:b]]]})
+    tree = matfile.read_mat(path)
+    expected = np.moveaxis(SEQ, 0, axis)
+    for got in (tree["S"], tree["C"][1, 0]):
+        assert got.shape == expected.shape
+        for q, i, j, k in np.ndindex(*SEQ.shape):
+            idx = [i, j, k]
+            idx.insert(axis, q)
+            assert got[tuple(idx)] == SEQ[q, i, j, k]
+    np.testing.assert_array_equal(tree["C"][0, 0], Y.T)
+
+
+def test_sample_axis_outside_the_dimensions_is_refused(tmp_path):
+    with pytest.raises(Mat2GradError, match="sample axis 3 is outside"):
+        SampleWriter(tmp_path / "s.mat", 2, {"S": matfile.SampleBlock((3, 2), 3)})
+    assert _no_temp_files(tmp_path)
+
+
 @pytest.mark.skipif(OCTAVE is None, reason="GNU Octave (octave-cli) is not installed")
 def test_stream_v7_read_by_octave(tmp_path):
     path = tmp_path / "s.mat"

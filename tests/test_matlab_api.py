@@ -11,9 +11,8 @@ import scipy.io
 
 import mat2grad
 from mat2grad import matfile, matlab_api
-from tests.dynamic_records import to_mat
 from tests.helpers import CORPUS, FIXTURES, FORWARD_RTOL, assert_close, requires_corpus
-from tests.records import tiny_record
+from tests.records import tiny_record, to_mat
 
 
 @pytest.fixture
@@ -63,6 +62,19 @@ def test_predict_float32(tiny):
     y = matlab_api.predict(str(tiny), X, dtype="float32")
     assert y.dtype == np.float64
     np.testing.assert_allclose(y, _library(tiny, X), rtol=1e-6)
+
+
+def test_predict_onnx_images_in_matlab_layout_or_batch_first():
+    """An ONNX image model: H x W x C x N in (as a column-major buffer from MATLAB),
+    S x N out; or batch-first with layout="onnx"."""
+    path = str(FIXTURES / "onnx" / "matlab2020a_conv_fc_dropout.onnx")
+    batch = np.random.default_rng(1).uniform(-1, 1, (5, 1, 4, 3))  # N x C x H x W
+    expected = mat2grad.predict(mat2grad.load(path), batch).numpy().T  # S x N
+    images = np.asfortranarray(batch.transpose(2, 3, 1, 0))  # H x W x C x N
+    y = matlab_api.predict(path, memoryview(images))
+    np.testing.assert_allclose(y, expected, rtol=FORWARD_RTOL)
+    y = matlab_api.predict(path, batch, layout="onnx")
+    np.testing.assert_allclose(y, expected.T, rtol=FORWARD_RTOL)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +169,8 @@ def test_run_time_series_keeps_cell_shapes(tmp_path):
     "command, args, options, pattern",
     [
         ("jacobian2", (X,), {}, "no in-process command 'jacobian2'"),
-        ("predict", (X,), {"layout": "onnx"}, "unrecognized arguments: --layout onnx"),
+        ("predict", (X,), {"colour": "red"}, "unrecognized arguments: --colour red"),
+        ("predict", (X,), {"layout": "onnx"}, "--layout onnx applies to ONNX models"),
         ("predict", (X[:1],), {}, r"^'X' has 1 rows but the network takes 2 \(inputs\{1\}.size\)$"),
         ("predict", ((X, X),), {}, "the network has 1 inputs"),
     ],

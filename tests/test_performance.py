@@ -23,7 +23,6 @@ import torch
 import mat2grad
 from mat2grad import Mat2GradError, matfile
 from mat2grad.cli import main
-from mat2grad.matfile import MatStruct
 from mat2grad.performance import (
     EPS,
     error_jacobian,
@@ -45,7 +44,7 @@ from tests.helpers import (
     max_rel_err,
     requires_corpus,
 )
-from tests.records import build_record
+from tests.records import build_record, to_mat
 
 CASCADE = dict(
     input_sizes=(2, 3),
@@ -748,18 +747,6 @@ def test_the_network_is_left_as_it_was():
 # --------------------------------------------------------------------------------------
 
 
-def _plain(value):
-    """MatStruct trees -> dicts, so write_mat can save a hand-made record as a struct."""
-    if isinstance(value, MatStruct):
-        return {k: _plain(v) for k, v in value.fields.items()}
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        out = np.empty(value.shape, dtype=object)
-        for idx, item in np.ndenumerate(value):
-            out[idx] = _plain(item)
-        return out
-    return value
-
-
 def _column_cell(items):
     arr = np.empty((len(items), 1), dtype=object)
     for k, item in enumerate(items):
@@ -772,7 +759,7 @@ def cascade_files(tmp_path):
     rec = build_record(**CASCADE)
     net = ShallowNetwork(parse_network(rec))
     x, t = synthetic(net, nan_targets=3)
-    matfile.write_mat(tmp_path / "net.mat", {"net": _plain(rec)})
+    matfile.write_mat(tmp_path / "net.mat", {"net": to_mat(rec)})
     matfile.write_mat(
         tmp_path / "data.mat",
         {

@@ -16,6 +16,8 @@ organisation:
 ``graph``           batch axes, MATLAB layout kinds, differentiability analysis
 ``model``           :class:`OnnxNetwork`, the per-sample ``vmap`` evaluator
 ``check``           the load-time comparison with onnxruntime
+``data``            MATLAB data in and out (``--layout matlab|onnx``): what the CLI and the
+                    MATLAB helpers read and write
 ``_onnx2torch``     the narrow torchvision guard for ``import onnx2torch``
 ==================  ========================================================================
 """

@@ -338,8 +338,9 @@ def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
         "not_differentiable", "problem", "text"}``. Each input and output has ``name``,
         ``type``, ``shape`` (as declared in the file: symbolic dimensions by name, ``None``
         when unnamed; old MATLAB exporters declare wrong output shapes), ``batch_axis``,
-        ``sample_shape`` (what the loaded model takes / returns per sample) and
-        ``matlab_layout``. ``notes`` lists the rewrites mat2grad applies; ``text`` is the
+        ``sample_shape`` (what the loaded model takes / returns per sample),
+        ``matlab_layout`` and ``matlab_size`` (the MATLAB array for N samples, e.g.
+        ``"28x28x1xN"``). ``notes`` lists the rewrites mat2grad applies; ``text`` is the
         whole description as lines for a terminal.
 
     Raises:
@@ -407,7 +408,20 @@ def _entry(
         "batch_axis": axis,
         "sample_shape": None if sample is None else tuple(sample),
         "matlab_layout": layout,
+        "matlab_size": _matlab_size(sample, layout),
     }
+
+
+def _matlab_size(sample: Sequence[int | None] | None, layout: str | None) -> str | None:
+    """The MATLAB array a user passes (or gets) for N samples, e.g. ``28x28x1xN``."""
+    if sample is None or layout is None:
+        return None
+    from .data import matlab_size_text
+
+    try:
+        return matlab_size_text(tuple(sample), layout).split(" (")[0]
+    except Mat2GradError:
+        return None
 
 
 def _describe_text(d: dict[str, Any]) -> str:
@@ -423,6 +437,8 @@ def _describe_text(d: dict[str, Any]) -> str:
                 f"; one sample {dims(v['sample_shape'])} (batch axis {v['batch_axis']}), "
                 f"MATLAB layout '{v['matlab_layout']}'"
             )
+            if v.get("matlab_size"):
+                text += f" ({v['matlab_size']})"
         return text
 
     opsets = ", ".join(f"{k} {v}" for k, v in d["opsets"].items())

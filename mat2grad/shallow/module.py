@@ -36,6 +36,12 @@ class ProcessingChain(nn.Module):
     def __init__(self, steps: Sequence[ProcessStep], dtype: torch.dtype):
         super().__init__()
         self.steps = tuple(steps)
+        # (setting name, buffer attribute) per step, so a forward pass looks buffers up
+        # directly instead of scanning them (they are re-read each call: .to() replaces them)
+        self._keys = tuple(
+            tuple((name, f"s{k}_{name}") for name in step.settings)
+            for k, step in enumerate(self.steps)
+        )
         for k, step in enumerate(self.steps):
             for name, value in step.settings.items():
                 if np.issubdtype(value.dtype, np.integer):
@@ -45,12 +51,7 @@ class ProcessingChain(nn.Module):
                 self.register_buffer(f"s{k}_{name}", tensor)
 
     def _settings(self, k: int) -> dict[str, Tensor]:
-        prefix = f"s{k}_"
-        return {
-            name[len(prefix) :]: buf
-            for name, buf in self.named_buffers(recurse=False)
-            if name.startswith(prefix)
-        }
+        return {name: getattr(self, attr) for name, attr in self._keys[k]}
 
     def apply(self, x: Tensor) -> Tensor:
         for k, step in enumerate(self.steps):

@@ -31,7 +31,8 @@ function options = parse_options(fn, names, args)
 %     'KnownInputs'  X1  known input sequence  'KnownTargets' T1  its feedback targets
 %     'OutputWeights' W  weights of the outputs summed by 'Form', 'sum'
 %     'Tol'         real     --tol          tolerance of the gradient check
-%     'Wrt'         char     --wrt          ONNX files: the initializer to differentiate
+%     'Wrt'         char or cellstr  --wrt  ONNX files: the input(s) to differentiate with
+%                                          respect to (one --wrt per name)
 
   p = inputParser();
   p.FunctionName = ['mat2grad_' fn];
@@ -41,6 +42,8 @@ function options = parse_options(fn, names, args)
   for k = 1:numel(args)
     if isstring(args{k}) && isscalar(args{k})  % MATLAB strings: names and values as char
       args{k} = char(args{k});
+    elseif isstring(args{k})                   % a string array ('Wrt', ["h0" "c0"])
+      args{k} = cellstr(args{k});
     end
   end
   p.parse(args{:});
@@ -100,7 +103,12 @@ function options = parse_options(fn, names, args)
       case 'Tol'
         options(end+1, :) = {'tol', sprintf('%.17g', value)};
       case 'Wrt'
-        options(end+1, :) = {'wrt', value};
+        if ischar(value)
+          value = {value};
+        end
+        for j = 1:numel(value)
+          options(end+1, :) = {'wrt', value{j}}; %#ok<AGROW>
+        end
     end
   end
 end
@@ -111,8 +119,16 @@ end
 
 function ok = check_value(name, value, where)
   switch name
-    case {'Network', 'Wrt'}
+    case 'Network'
       validateattributes(value, {'char'}, {'row', 'nonempty'}, where, name);
+    case 'Wrt'
+      if iscell(value)
+        for j = 1:numel(value)
+          validateattributes(value{j}, {'char'}, {'row', 'nonempty'}, where, name);
+        end
+      else
+        validateattributes(value, {'char'}, {'row', 'nonempty'}, where, name);
+      end
     case 'Samples'
       validatestring(value, {'columns', 'rows'}, where, name);
     case 'DataType'
@@ -170,6 +186,12 @@ end
 %! o = parse_options ('jacobian', {'Network', 'Mode', 'ChunkSize', 'DataType', 'Samples'}, ...
 %!                    {'mode', 'REV', 'ChunkSize', 64, 'DataType', 'single', 'Samples', 'ro'});
 %! assert (o, {'mode', 'rev'; 'chunk-size', '64'; 'dtype', 'float32'; 'samples', 'rows'});
+%!test
+%! o = parse_options ('jacobian', {'Wrt', 'Layout'}, {'Wrt', {'h0', 'c0'}, 'Layout', 'ON'});
+%! assert (o, {'wrt', 'h0'; 'wrt', 'c0'; 'layout', 'onnx'});
+%! o = parse_options ('jacobian', {'Wrt'}, {'wrt', 'x'});
+%! assert (o, {'wrt', 'x'});
+%!error <Wrt> parse_options ('jacobian', {'Wrt'}, {'Wrt', {'a', 3}})
 %!test
 %! o = parse_options ('check', {'Tol'}, {'Tol', 1e-9});
 %! assert (str2double (o{1, 2}), 1e-9);
