@@ -477,8 +477,12 @@ def _original_outputs(path: Path, net, xs: list[np.ndarray], dtype: str) -> list
     from mat2grad.onnx.check import import_onnxruntime
 
     ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # opset 6 files draw a warning on loading
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
     except Exception:  # noqa: BLE001 - MATLAB 2018's Gemm on a 4-D tensor, PyTorch 0.3's LSTM-1
         return None
     names = [i.name for i in session.get_inputs() if i.name in net.input_names]

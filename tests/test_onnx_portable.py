@@ -211,3 +211,19 @@ def test_an_operation_the_tracer_would_freeze_is_named():
     trace_graph, problem = _tracing_variant(gm)
     assert trace_graph is None
     assert "aten.slice.Tensor" in problem and "torch.jit.trace would freeze" in problem
+
+
+class _Sqrt(nn.Module):
+    def forward(self, x):
+        return torch.sqrt(x)
+
+
+def test_nan_outputs_do_not_stop_the_whole_batch_recording():
+    """Half the random samples recorded give NaN (sqrt of negatives); the whole-batch
+    recording agrees with the per-sample network where both give NaN, and is kept."""
+    portable = portable_network(_network(_Sqrt(), True))
+    assert portable.recorded == "whole batch"
+    x = torch.linspace(-1, 1, 24, dtype=torch.float64).reshape(6, 4)
+    y = portable(x)
+    assert torch.equal(torch.isnan(y), x < 0)
+    assert torch.equal(y[x >= 0], torch.sqrt(x[x >= 0]))

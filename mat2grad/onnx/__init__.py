@@ -18,6 +18,8 @@ organisation:
 ``check``           the load-time comparison with onnxruntime
 ``data``            MATLAB data in and out (``--layout matlab|onnx``): what the CLI and the
                     MATLAB helpers read and write
+``portable``        the network as one batch-generic graph of ATen operations, what
+                    ``mat2grad.convert`` exports (``.pt2``, ``.pt``, ``.onnx``)
 ``_onnx2torch``     the narrow torchvision guard for ``import onnx2torch``
 ==================  ========================================================================
 """
