@@ -83,6 +83,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import matfile
 from .errors import Mat2GradError
 
 __all__ = ["convert", "FORMATS", "DEFAULT_OPSET", "ONNX_OPSETS"]
@@ -953,8 +954,7 @@ def _exporter_output_silenced() -> Iterator[None]:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    fd, tmp = matfile.temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -546,6 +546,21 @@ def walk(variables: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 
+def temporary_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in ``path``'s folder, for writing ``path`` atomically (write it,
+    then ``os.replace``). It gets the permissions a plainly created file would get
+    (0666 minus the umask), not mkstemp's private 0600, since it becomes the result file."""
+    folder = _target_folder(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.fchmod(fd, 0o666 & ~umask)
+    except (AttributeError, OSError):  # Windows: no fchmod; mkstemp's mode is fine there
+        pass
+    return fd, tmp
+
+
 def write_mat(
     path: str | os.PathLike[str],
     variables: Mapping[str, Any],
@@ -567,10 +582,10 @@ def write_mat(
     """
     path = Path(path)
     _check_names(variables)
-    folder = _target_folder(path)
+    _target_folder(path)  # fail before any work if the folder is missing
     sizes = {name: variable_nbytes(value) for name, value in variables.items()}
     chosen = choose_format(format, sizes, v73_threshold, where=str(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    fd, tmp = temporary_beside(path)
     try:
         if chosen == "v7.3":
             os.close(fd)
@@ -1001,7 +1016,7 @@ class SampleWriter:
     ):
         self.path = Path(path)
         _check_names(variables)
-        folder = _target_folder(self.path)
+        _target_folder(self.path)  # fail before any work if the folder is missing
         if samples not in SAMPLES:
             raise Mat2GradError(f"samples must be 'columns' or 'rows', not '{samples}'")
         self.q = int(num_samples)
@@ -1020,7 +1035,7 @@ class SampleWriter:
                 self.layout[name] = self._block(name, spec)
                 sizes[name] = 8 * math.prod(self.layout[name].shape) * self.q
         self.format = choose_format(format, sizes, v73_threshold, where=str(self.path))
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+        fd, self._tmp = temporary_beside(self.path)
         self._done = False
         try:
             if self.format == "v7.3":

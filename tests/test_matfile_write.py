@@ -342,3 +342,16 @@ def test_per_sample_to_matlab_and_cells():
     assert cell.shape == (2, 2) and cell[1, 0].shape == (1, 4, Q)
     flat = results_to_matlab((Y, Y[:, :1]))
     assert flat.shape == (2, 1) and flat[1, 0].shape == (1, Q)
+
+
+@pytest.mark.parametrize("fmt", ["v7", "v7.3"])
+def test_results_get_ordinary_file_permissions(tmp_path, fmt):
+    """Atomic writes go through a private temporary file; the result must still get the
+    mode a plainly created file would (0666 minus the umask), not mkstemp's 0600."""
+    umask = os.umask(0o022)
+    try:
+        out = tmp_path / "r.mat"
+        matfile.write_mat(out, {"Y": np.ones((2, 2))}, format=fmt)
+        assert out.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
