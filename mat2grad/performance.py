@@ -102,7 +102,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, jacrev, vmap
 
 from .errors import Mat2GradError
-from .predict import as_batch
+from .predict import as_batch, float_tensor
 from .shallow.module import ShallowNetwork
 from .shallow.record import NetworkSpec
 
@@ -756,7 +756,7 @@ def _per_output(
         )
     out = []
     for k, (part, size) in enumerate(zip(parts, sizes, strict=True)):
-        tk = _tensor(part, dtype, f"{what} {k + 1}")
+        tk = float_tensor(part, dtype, f"{what} {k + 1}")
         if tk.ndim == 1 and size == 1:
             tk = tk.reshape(-1, 1)
         if tk.ndim == 1 and q == 1:
@@ -786,7 +786,7 @@ def _error_weights(net: ShallowNetwork, ew: Any, q: int, dtype: torch.dtype) -> 
         )
     out = []
     for k, (part, size) in enumerate(zip(parts, sizes, strict=True)):
-        w = _tensor(part, dtype, f"error weights {k + 1}")
+        w = float_tensor(part, dtype, f"error weights {k + 1}")
         if w.ndim == 1 and w.shape[0] == q:
             w = w.reshape(q, 1)  # per sample
         elif w.ndim == 1:
@@ -826,18 +826,6 @@ def _ratios(net: ShallowNetwork, normalization: str, dtype: torch.dtype) -> list
         scale = 2.0 if normalization == "standard" else 1.0
         out.append(torch.as_tensor(scale / span, dtype=dtype))
     return out
-
-
-def _tensor(value: Any, dtype: torch.dtype, what: str) -> Tensor:
-    if isinstance(value, Tensor):
-        return value.detach().to(dtype)
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise Mat2GradError(
-            f"{what}: expected a numeric array, found {type(value).__name__}"
-        ) from None
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
 
 
 def _check_nan_fix(spec: NetworkSpec, y_sim: Sequence[Tensor], y_fixed: Sequence[Tensor]) -> None:

@@ -31,13 +31,7 @@ def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
     elif isinstance(x, Tensor):
         t = x.to(dtype)
     else:
-        try:
-            arr = np.asarray(x, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise Mat2GradError(
-                f"input {index + 1}: expected a numeric array, found {type(x).__name__}"
-            ) from None
-        t = torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+        t = float_tensor(x, dtype, f"input {index + 1}")
     shape = tuple(model.input_shapes[index])
     if _matches(tuple(t.shape), shape):
         t = t.unsqueeze(0)
@@ -61,6 +55,11 @@ def numeric_tensor(x: Any, what: str) -> Tensor:
     if arr.dtype.kind not in "biuf":
         raise Mat2GradError(f"{what}: expected a numeric array, found dtype {arr.dtype}")
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def float_tensor(x: Any, dtype: torch.dtype, what: str) -> Tensor:
+    """A tensor (detached) or a numeric array-like as a floating tensor of ``dtype``."""
+    return numeric_tensor(x, what).to(dtype)
 
 
 def integer_tensor(x: Any, what: str) -> Tensor:
