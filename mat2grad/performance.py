@@ -102,7 +102,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, jacrev, vmap
 
 from .errors import Mat2GradError
-from .predict import as_batch, float_tensor
+from .predict import as_batches, float_tensor
 from .shallow.module import ShallowNetwork
 from .shallow.record import NetworkSpec
 
@@ -725,22 +725,7 @@ def _check_choice(value: str, choices: Sequence[str], what: str) -> None:
 
 
 def _inputs(net: ShallowNetwork, x: Any) -> tuple[Tensor, ...]:
-    n = len(net.input_sizes)
-    parts = list(x) if isinstance(x, list | tuple) else [x]
-    if len(parts) != n:
-        raise Mat2GradError(
-            f"{net.spec.where} has {n} input(s); pass one (Q, R) array per input, found "
-            f"{len(parts)}"
-        )
-    xs = tuple(as_batch(net, xj, j) for j, xj in enumerate(parts))
-    q = xs[0].shape[0]
-    for j, xj in enumerate(xs):
-        if xj.shape[0] != q:
-            raise Mat2GradError(
-                f"every input needs the same number of samples; input 1 has {q}, input "
-                f"{j + 1} has {xj.shape[0]}"
-            )
-    return xs
+    return as_batches(net, list(x) if isinstance(x, list | tuple) else [x])
 
 
 def _per_output(

@@ -83,6 +83,28 @@ def _matches(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
     return all(n is None or a == n for a, n in zip(actual, shape, strict=True))
 
 
+def as_batches(model: nn.Module, parts: Sequence[Any]) -> tuple[Tensor, ...]:
+    """One array per network input -> batch-first tensors (see :func:`as_batch`), checked
+    for the number of inputs and a common, non-zero number of samples."""
+    n = len(model.input_shapes)
+    if len(parts) != n:
+        raise Mat2GradError(
+            f"the network has {n} input(s); pass one batch-first array per input, found "
+            f"{len(parts)}"
+        )
+    xs = tuple(as_batch(model, xj, j) for j, xj in enumerate(parts))
+    q = xs[0].shape[0]
+    for j, xj in enumerate(xs):
+        if xj.shape[0] != q:
+            raise Mat2GradError(
+                f"every input needs the same number of samples; input 1 has {q}, input "
+                f"{j + 1} has {xj.shape[0]}"
+            )
+    if q == 0:
+        raise Mat2GradError("no samples: the inputs have 0 rows")
+    return xs
+
+
 def predict(model: nn.Module, *x: Any) -> Tensor | tuple[Tensor, ...]:
     """Evaluate ``model`` on batch-first inputs without building an autograd graph.
 
@@ -100,7 +122,7 @@ def predict(model: nn.Module, *x: Any) -> Tensor | tuple[Tensor, ...]:
         >>> y = mat2grad.predict(net, np.random.rand(100, 16))   # doctest: +SKIP
         >>> assert y.shape == (100, 1)
     """
-    batch = [as_batch(model, xj, j) for j, xj in enumerate(x)]
+    batch = as_batches(model, x)
     with torch.no_grad():
         return model(*batch)
 
