@@ -185,8 +185,16 @@ def _matlab_class(dtype: np.dtype) -> str:
 # --------------------------------------------------------------------------------------
 
 
+_RECENT: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
 def read_mat(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read every variable of a MAT-file (v4, v6, v7, v7.3) into the neutral tree.
+
+    One command often reads the same file several times (the network, the inputs and the
+    targets of a workspace save): the last two files read are kept, keyed on path,
+    modification time and size, so an unchanged file is decoded once. Treat the returned
+    tree as read-only.
 
     Raises:
         Mat2GradError: the file is missing, not a MAT-file, or truncated.
@@ -194,6 +202,17 @@ def read_mat(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise Mat2GradError(f"{path}: no such file")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _RECENT:
+        variables = _read(path)
+        while len(_RECENT) >= 2:
+            _RECENT.pop(next(iter(_RECENT)))
+        _RECENT[key] = variables
+    return _RECENT[key]
+
+
+def _read(path: Path) -> dict[str, Any]:
     version = _mat_version(path)
     if version == "7.3":
         return _read_with_matio(path, version)

@@ -294,3 +294,14 @@ def test_target_size_messages_name_the_output():
         matfile.samples_from_matlab(
             np.zeros((3, 5)), (2,), what="targets", size_names=["outputs{2}.size"]
         )
+
+
+def test_rereading_an_unchanged_file_decodes_it_once_and_a_changed_file_again(tmp_path):
+    path = tmp_path / "d.mat"
+    matfile.write_mat(path, {"X": np.ones((2, 2))})
+    first = matfile.read_mat(path)
+    assert matfile.read_mat(path) is first
+    matfile.write_mat(path, {"X": np.zeros((3, 3))})
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock's resolution
+    again = matfile.read_mat(path)
+    assert again is not first and again["X"].shape == (3, 3)
