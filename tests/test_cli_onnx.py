@@ -12,16 +12,20 @@ Each model is loaded once per module for the library side.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx  # noqa: E402
 import pytest
 import scipy.io
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from mat2grad import matfile
+from mat2grad.autodiff import ZeroDerivativeWarning, hessian, jacobian  # noqa: E402
+from mat2grad.onnx import load_onnx  # noqa: E402
+from mat2grad.predict import predict_arrays  # noqa: E402
 from tests.helpers import (
     CORPUS,
     FD_RTOL,
@@ -34,16 +38,6 @@ from tests.helpers import (
     requires_corpus,
 )
 from tests.test_cli import assert_one_line_error, run
-
-if importlib.util.find_spec("onnx2torch") is None:
-    pytest.skip("onnx2torch is not installed", allow_module_level=True)
-
-import onnx  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from mat2grad.autodiff import ZeroDerivativeWarning, hessian, jacobian  # noqa: E402
-from mat2grad.onnx import load_onnx  # noqa: E402
-from mat2grad.predict import predict_arrays  # noqa: E402
 
 FIXTURES = sorted(p.name for p in ONNX_FIXTURES.glob("*.onnx"))
 N = 3  # samples per test

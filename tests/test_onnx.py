@@ -15,11 +15,22 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx  # noqa: E402
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from torch.func import jacfwd, jacrev, jvp, vmap
 
 from mat2grad.errors import Mat2GradError
+from mat2grad.onnx import describe_onnx, load_onnx  # noqa: E402
+from mat2grad.onnx.check import (  # noqa: E402
+    check_against_onnxruntime,
+    import_onnxruntime,
+    random_feeds,
+    run_module,
+)
+from mat2grad.onnx.normalize import normalize  # noqa: E402
+from mat2grad.onnx.reader import read_model  # noqa: E402
 from tests.helpers import (
     CORPUS,
     FD_RTOL,
@@ -31,22 +42,6 @@ from tests.helpers import (
     assert_scaled_close,
     corpus_cases,
 )
-
-if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnx2torch") is None:
-    pytest.skip("onnx and onnx2torch are not installed", allow_module_level=True)
-
-import onnx  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from mat2grad.onnx import describe_onnx, load_onnx  # noqa: E402
-from mat2grad.onnx.check import (  # noqa: E402
-    check_against_onnxruntime,
-    import_onnxruntime,
-    random_feeds,
-    run_module,
-)
-from mat2grad.onnx.normalize import normalize  # noqa: E402
-from mat2grad.onnx.reader import read_model  # noqa: E402
 
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None
 requires_ort = pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime is not installed")

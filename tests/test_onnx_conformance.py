@@ -27,23 +27,17 @@ from __future__ import annotations
 
 import functools
 import glob
-import importlib.util
 import os
 import warnings
 
 import numpy as np
+import onnx  # noqa: E402
 import pytest
 import torch
+from onnx import numpy_helper  # noqa: E402
 from torch.func import jacfwd, jacrev, vmap
 
 from mat2grad.errors import Mat2GradError
-
-if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnx2torch") is None:
-    pytest.skip("onnx and onnx2torch are not installed", allow_module_level=True)
-
-import onnx  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
-
 from mat2grad.onnx.loader import convert_model  # noqa: E402
 
 MATLAB_OPS = (

@@ -3,22 +3,16 @@ ONNX-style inputs: symbolic dimensions and integer inputs."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from mat2grad.errors import Mat2GradError
-from mat2grad.predict import as_batch
-from tests.helpers import ONNX_FIXTURES
-
-if importlib.util.find_spec("onnx2torch") is None:
-    pytest.skip("onnx2torch is not installed", allow_module_level=True)
-
 from mat2grad.onnx import load_onnx  # noqa: E402
 from mat2grad.onnx.data import ResultLayout, inputs_from_mat, matlab_size_text  # noqa: E402
+from mat2grad.predict import as_batch
+from tests.helpers import ONNX_FIXTURES
 
 RNG = np.random.default_rng(0)
 
