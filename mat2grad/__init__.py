@@ -13,6 +13,7 @@ The public API::
     mat2grad.convert("net.mat", "net.onnx")        # a portable .pt2 / .pt / .onnx file
 """
 
+from ._version import __version__
 from .autodiff import (
     CheckResult,
     ZeroDerivativeWarning,
@@ -33,6 +34,7 @@ from .predict import predict
 # `from mat2grad.performance import ...` (Python finds it in sys.modules).
 
 __all__ = [
+    "__version__",
     "Mat2GradError",
     "FoundNetwork",
     "convert",
@@ -52,4 +54,3 @@ __all__ = [
     "error_jacobian",
     "getwb",
 ]
-__version__ = "0.1.0"

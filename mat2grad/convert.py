@@ -966,7 +966,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _version() -> str:
-    from . import __version__  # here: mat2grad/__init__.py imports this module
+    from ._version import __version__
 
     return __version__
 

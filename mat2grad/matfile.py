@@ -776,7 +776,7 @@ def _mat_header(version: int) -> bytes:
     import platform
     import time
 
-    from . import __version__
+    from ._version import __version__
 
     stamp = time.strftime("%a %b %d %H:%M:%S %Y")
     kind = "7.3" if version == 0x0200 else "5.0"

@@ -1,0 +1,148 @@
+"""What every engine (autodiff, predict, performance, export, commands) may assume of a model.
+
+A model is any ``torch.nn.Module`` whose ``forward`` takes one batch-first tensor per input,
+``(Q, *input_shapes[j])``, and returns one tensor, or a tuple of tensors, per output,
+``(Q, *output_shapes[k])``; every sample is computed independently of the others. The
+models mat2grad builds (MATLAB shallow networks, ONNX models, portable wrappers) also
+describe themselves through the optional attributes of :class:`Model`; a plain module
+without them is accepted and described by defaults. Engines read those attributes only
+through :func:`contract_of` (never with scattered ``getattr``), so the list below is the
+whole contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import Mat2GradError
+
+__all__ = [
+    "DTYPES",
+    "Contract",
+    "Model",
+    "contract_of",
+    "model_dtype",
+    "model_dtype_device",
+    "model_name",
+    "parse_dtype",
+    "to_numpy",
+]
+
+#: the floating types a model may be built or run in, by the names the CLI and MATLAB use
+DTYPES: dict[str, torch.dtype] = {"float64": torch.float64, "float32": torch.float32}
+
+
+@runtime_checkable
+class Model(Protocol):
+    """The optional self-description of a model (all attributes may be absent).
+
+    Attributes:
+        input_shapes, output_shapes: per-sample shapes, one tuple per input/output
+            (``None`` for a size the model does not fix, such as a sequence's length).
+        input_names, output_names: names for messages and results.
+        input_float: per input, whether it is floating point (ONNX integer inputs are not
+            differentiated).
+        zero_derivative: names of functions on every path whose derivative is zero almost
+            everywhere (``hardlim``, ``compet``, ``ArgMax``...).
+        not_differentiable: a reason why gradients with respect to the inputs are not
+            defined at all, or ``None``.
+        is_dynamic: a MATLAB time-series network (tapped delays, feedback).
+        spec / source: where the model came from, for messages.
+    """
+
+    input_shapes: Sequence[tuple[int | None, ...]]
+    output_shapes: Sequence[tuple[int | None, ...]]
+
+    def forward(self, *inputs: torch.Tensor) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A model's self-description, read once, with the defaults a plain module gets."""
+
+    name: str
+    input_shapes: tuple[tuple[int | None, ...], ...] | None
+    output_shapes: tuple[tuple[int | None, ...], ...] | None
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    input_float: tuple[bool, ...]
+    zero_derivative: tuple[str, ...]
+    not_differentiable: str | None
+    is_dynamic: bool
+    spec: Any
+    source: Any
+
+    def integer_inputs(self, n: int) -> tuple[bool, ...]:
+        """Which of ``n`` inputs the model declares non-floating (never differentiated)."""
+        floats = self.input_float
+        return tuple(j < len(floats) and not floats[j] for j in range(n))
+
+
+def _shapes(value: Any) -> tuple[tuple[int | None, ...], ...] | None:
+    return None if value is None else tuple(tuple(s) for s in value)
+
+
+def contract_of(model: nn.Module) -> Contract:
+    """Read ``model``'s optional self-description (see :class:`Model`)."""
+    spec = getattr(model, "spec", None)
+    source = getattr(model, "source", None)
+    reason = getattr(model, "not_differentiable", None)
+    return Contract(
+        name=model_name(model),
+        input_shapes=_shapes(getattr(model, "input_shapes", None)),
+        output_shapes=_shapes(getattr(model, "output_shapes", None)),
+        input_names=tuple(getattr(model, "input_names", ()) or ()),
+        output_names=tuple(getattr(model, "output_names", ()) or ()),
+        input_float=tuple(bool(f) for f in (getattr(model, "input_float", None) or ())),
+        zero_derivative=tuple(getattr(model, "zero_derivative", ()) or ()),
+        not_differentiable=str(reason) if reason else None,
+        is_dynamic=bool(getattr(model, "is_dynamic", False)),
+        spec=spec,
+        source=source,
+    )
+
+
+def model_name(model: nn.Module) -> str:
+    """How messages name a model: its network's place (MATLAB), its file (ONNX), its type."""
+    spec = getattr(model, "spec", None)
+    where = getattr(spec, "where", None) or getattr(model, "source", None)
+    return str(where) if where else type(model).__name__
+
+
+def model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
+    """The floating dtype and device of a model's first floating parameter or buffer
+    (float64 on the CPU for a model that has none)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.is_floating_point():
+            return t.dtype, t.device
+    return torch.float64, torch.device("cpu")
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of a model (see :func:`model_dtype_device`)."""
+    return model_dtype_device(model)[0]
+
+
+def parse_dtype(dtype: torch.dtype | str | None, what: str = "dtype") -> torch.dtype | None:
+    """``'float64'``/``'float32'`` (or the torch dtypes themselves) -> torch dtype;
+    ``None`` stays ``None`` (keep the model's own)."""
+    if dtype is None or dtype in DTYPES.values():
+        return dtype  # type: ignore[return-value]
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise Mat2GradError(
+        f"{what} must be one of {', '.join(DTYPES)} (or torch.float64/torch.float32); got {dtype!r}"
+    )
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A tensor (any device, with or without grad) or array-like as a numpy array."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
