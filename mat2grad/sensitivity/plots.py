@@ -106,6 +106,8 @@ def plot_density(result: SensitivityResult) -> Any:
     fig, axes = _grid(len(result.outputs))
     for k, ax in enumerate(axes[: len(result.outputs)]):
         for i, name in enumerate(result.inputs):
+            if np.ptp(d[:, k, i]) == 0:  # a constant derivative (an input removed as
+                continue  # constant) is a spike that would hide every other density
             ax.hist(d[:, k, i], bins=40, density=True, histtype="step", label=name)
         ax.set(xlabel="dy/dx", ylabel="density", title=result.outputs[k])
         if len(result.inputs) <= 12:
@@ -211,7 +213,7 @@ def save_report(result: SensitivityResult, path: str | Path, dpi: int = 100) -> 
 
 
 def _stack(figs: list[Any], path: Path, dpi: int) -> None:
-    """Several figures as one image, one under another."""
+    """Several figures as one image, one under another (an ``.svg`` embeds that image)."""
     import io
 
     import matplotlib.image as mpimg
@@ -219,38 +221,26 @@ def _stack(figs: list[Any], path: Path, dpi: int) -> None:
     if len(figs) == 1:
         figs[0].savefig(path, dpi=dpi)
         return
-    if path.suffix.lower() == ".svg":  # vector: one figure holding each chart as an image
-        images = []
-        for f in figs:
-            buf = io.BytesIO()
-            f.savefig(buf, format="png", dpi=dpi)
-            buf.seek(0)
-            images.append(mpimg.imread(buf))
-        width = max(im.shape[1] for im in images)
-        height = sum(im.shape[0] for im in images)
-        plt = _pyplot()
-        fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
-        top = 1.0
-        for im in images:
-            h = im.shape[0] / height
-            ax = fig.add_axes((0, top - h, im.shape[1] / width, h))
-            ax.imshow(im)
-            ax.axis("off")
-            top -= h
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        return
     images = []
     for f in figs:
         buf = io.BytesIO()
         f.savefig(buf, format="png", dpi=dpi)
         buf.seek(0)
-        images.append(mpimg.imread(buf))
+        im = mpimg.imread(buf)
+        images.append(im if im.shape[2] == 4 else np.dstack([im, np.ones(im.shape[:2])]))
     width = max(im.shape[1] for im in images)
     canvas = np.ones((sum(im.shape[0] for im in images), width, 4))
     top = 0
     for im in images:
-        rgba = im if im.shape[2] == 4 else np.dstack([im, np.ones(im.shape[:2])])
-        canvas[top : top + im.shape[0], : im.shape[1]] = rgba
+        canvas[top : top + im.shape[0], : im.shape[1]] = im
         top += im.shape[0]
-    mpimg.imsave(path, canvas)
+    if path.suffix.lower() == ".png":
+        mpimg.imsave(path, canvas)
+        return
+    plt = _pyplot()
+    fig = plt.figure(figsize=(width / dpi, canvas.shape[0] / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas)
+    ax.axis("off")
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
