@@ -115,6 +115,7 @@ def dgsm(
         progress=progress,
         input_names=input_names,
         output_names=output_names,
+        spread_sq=True,  # nu_std
     )
     if data is not None:
         xs = (

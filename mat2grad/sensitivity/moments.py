@@ -56,11 +56,12 @@ def _expand(count: np.ndarray, like: np.ndarray) -> np.ndarray:
     return count.reshape(count.shape + (1,) * (like.ndim - count.ndim))
 
 
-def chunk(x: np.ndarray, weights: np.ndarray | None = None) -> Moments:
+def chunk(x: np.ndarray, weights: np.ndarray | None = None, second: bool = True) -> Moments:
     """The state of the samples ``x[0], x[1], ...`` (float64).
 
     ``weights`` ``(c, B)`` gives ``B`` weighted states at once (a leading axis of length B):
-    replicate b counts sample q ``weights[q, b]`` times.
+    replicate b counts sample q ``weights[q, b]`` times. ``second=False`` skips the sum of
+    squared deviations (left 0) where only the mean is wanted.
     """
     x = np.asarray(x, dtype=np.float64)
     c = x.shape[0]
@@ -68,6 +69,8 @@ def chunk(x: np.ndarray, weights: np.ndarray | None = None) -> Moments:
         if c == 0:
             return empty(x.shape[1:])
         mean = x.mean(axis=0)
+        if not second:
+            return Moments(np.asarray(float(c)), mean, np.zeros_like(mean))
         dev = x - mean
         return Moments(np.asarray(float(c)), mean, np.einsum("q...,q...->...", dev, dev))
     w = np.asarray(weights, dtype=np.float64)
@@ -78,7 +81,7 @@ def chunk(x: np.ndarray, weights: np.ndarray | None = None) -> Moments:
     xc = flat - centre
     count = w.sum(axis=0)  # (B,)
     s1 = w.T @ xc  # (B, n)
-    s2 = w.T @ (xc * xc)
+    s2 = w.T @ (xc * xc) if second else s1 * (s1 / np.where(count > 0, count, 1.0)[:, None])
     safe = np.where(count > 0, count, 1.0)[:, None]
     shift = s1 / safe
     mean = np.where(count[:, None] > 0, centre + shift, 0.0)

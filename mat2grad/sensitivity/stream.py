@@ -40,6 +40,8 @@ class State:
     seed: int
     reservoir: Reservoir | None = None
     seen: int = 0  # samples folded in so far (global sample index of the next one)
+    #: keep the spread of D^2 too (DGSM's nu_std); otherwise D^2 and |D| are only averaged
+    spread_sq: bool = False
     layout: Layout | None = field(default=None, repr=False)
 
     @property
@@ -61,12 +63,13 @@ def fold(state: State, d: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
     if c == 0:
         return
     data = {"d": d, "abs": np.abs(d), "sq": d * d, "x": x, "y": y}
+    second = {"d": True, "abs": False, "sq": state.spread_sq, "x": True, "y": True}
     for k, v in data.items():
-        state.main[k] = mom.combine(state.main[k], mom.chunk(v))
+        state.main[k] = mom.combine(state.main[k], mom.chunk(v, second=second[k]))
     if state.boot is not None:
         w = poisson_weights(state.seed, state.seen, state.seen + c, state.replicates)
         for k, v in data.items():
-            state.boot[k] = mom.combine(state.boot[k], mom.chunk(v, w))
+            state.boot[k] = mom.combine(state.boot[k], mom.chunk(v, w, second=second[k]))
     if state.reservoir is not None:
         state.reservoir.add(state.seen, d)
     state.seen += c
@@ -115,6 +118,7 @@ def accumulate(
     progress: bool | None = None,
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
+    spread_sq: bool = False,
 ) -> State:
     """Stream the Jacobians of ``model`` at the samples ``xs`` (one batch-first array per
     network input) into a state (a new one, or ``state`` continued)."""
@@ -132,6 +136,7 @@ def accumulate(
     )
     if state is None:
         state = new_state(len(layout.outputs), len(layout.inputs), replicates, seed, keep)
+        state.spread_sq = spread_sq
     state.layout = layout
     xflat = [to_numpy(xs[j]) for j in chunks.wrt]
     for ch in chunks:
