@@ -23,7 +23,9 @@ Import the names below from ``mat2grad.matfile`` itself; the modules are its par
 from .layout import (
     SAMPLES,
     SampleBlock,
+    check_samples,
     column,
+    column_cell,
     error_weights_from_matlab,
     per_sample_to_matlab,
     results_to_matlab,
@@ -50,7 +52,16 @@ from .sequences import (
     states_from_matlab,
 )
 from .stream import SampleWriter
-from .tree import MatStruct, MatStructArray, Opaque, as_float, as_text, describe
+from .tree import (
+    MatStruct,
+    MatStructArray,
+    Opaque,
+    as_float,
+    as_text,
+    cell_elements,
+    describe,
+    is_cell,
+)
 from .write import (
     MAT_FORMATS,
     choose_format,
@@ -68,6 +79,8 @@ __all__ = [
     "as_float",
     "as_text",
     "describe",
+    "is_cell",
+    "cell_elements",
     # reading and addressing
     "read_mat",
     "parse_path",
@@ -85,6 +98,7 @@ __all__ = [
     "SampleBlock",
     # shallow networks: samples, results, weights
     "SAMPLES",
+    "check_samples",
     "samples_from_matlab",
     "samples_to_matlab",
     "per_sample_to_matlab",
@@ -92,6 +106,7 @@ __all__ = [
     "error_weights_from_matlab",
     "weight_cells",
     "column",
+    "column_cell",
     # time series
     "sequences_from_matlab",
     "sequences_to_matlab",

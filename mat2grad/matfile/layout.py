@@ -30,6 +30,7 @@ __all__ = [
     "error_weights_from_matlab",
     "weight_cells",
     "column",
+    "column_cell",
     "float64_numpy",
 ]
 
@@ -218,3 +219,11 @@ def weight_cells(shape: tuple[int, int], blocks: Mapping[tuple[int, int], Any]) 
 def column(vector: Any) -> np.ndarray:
     """A vector -> a MATLAB ``n x 1`` double column (``getwb`` returns columns)."""
     return np.asarray(vector, dtype=np.float64).reshape(-1, 1)
+
+
+def column_cell(items: Sequence[Any]) -> np.ndarray:
+    """Values -> a MATLAB ``n x 1`` cell holding them (one per output or input)."""
+    cell = np.empty((len(items), 1), dtype=object)
+    for k, item in enumerate(items):
+        cell[k, 0] = item
+    return cell
