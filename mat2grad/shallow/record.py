@@ -37,7 +37,7 @@ from .record_layout import (
     stored_range,
 )
 from .settings import parse_steps
-from .spec import (  # noqa: F401  ProcessStep, respec: compatibility re-exports (old import path)
+from .spec import (  # noqa: F401  respec: a compatibility re-export (old import path)
     InputSpec,
     LayerSpec,
     NetworkSpec,
@@ -227,9 +227,7 @@ def _parse_input(value: Any, index: int, ctx: Where) -> InputSpec:
     where = f"inputs{{{index}}}"
     if not isinstance(value, MatStruct):
         raise ctx.err(where, f"expected a struct, found {describe(value)}")
-    size = whole_number(value.get("size"), ctx, where + ".size")
-    steps = parse_steps(value, size, ctx, where)
-    processed = steps[-1].out_size if steps else size
+    size, steps, processed = _rows_and_steps(value, value.get("size"), ctx, where)
     if "processedSize" in value.fields:
         declared = whole_number(value["processedSize"], ctx, where + ".processedSize")
         if declared != processed:
@@ -253,9 +251,7 @@ def _parse_output(value: Any, layer: int, layer_spec: LayerSpec, ctx: Where) -> 
     where = f"outputs{{{layer}}}"
     if not isinstance(value, MatStruct):
         raise ctx.err(where, f"outputConnect({layer}) is 1 but the output is {describe(value)}")
-    size = whole_number(value.get("size", layer_spec.size), ctx, where + ".size")
-    steps = parse_steps(value, size, ctx, where)
-    processed = steps[-1].out_size if steps else size
+    size, steps, processed = _rows_and_steps(value, value.get("size", layer_spec.size), ctx, where)
     if processed != layer_spec.size:
         raise ctx.err(
             where,
@@ -274,6 +270,15 @@ def _parse_output(value: Any, layer: int, layer_spec: LayerSpec, ctx: Where) -> 
         feedback_delay=int(float_or(value.get("feedbackDelay"), 0.0)),
         range=stored_range(value.get("range"), size),
     )
+
+
+def _rows_and_steps(
+    value: MatStruct, size_field: Any, ctx: Where, where: str
+) -> tuple[int, tuple[ProcessStep, ...], int]:
+    """An input's or output's raw rows, processing steps and processed rows."""
+    size = whole_number(size_field, ctx, where + ".size")
+    steps = parse_steps(value, size, ctx, where)
+    return size, steps, steps[-1].out_size if steps else size
 
 
 def _parse_weight(

@@ -107,44 +107,46 @@ class _Settings:
         return row_indices(self.s.get(field_name), n, self.ctx, f"{self.where}.{field_name}")
 
 
+def _affine(st: _Settings, n: int) -> ProcessStep:
+    """``mapminmax`` and ``mapstd``: ``y = (x - xoffset) .* gain + ymin`` (or ``+ ymean``)."""
+    base = "ymin" if st.name == "mapminmax" else "ymean"
+    if st.has("gain", "xoffset"):
+        gain, xoffset = st.col("gain", n), st.col("xoffset", n)
+    elif st.name == "mapminmax":
+        gain, xoffset = _mapminmax_create(st, n)
+    else:
+        gain, xoffset = _mapstd_create(st, n)
+    return ProcessStep(st.name, n, n, {"gain": gain, "xoffset": xoffset, base: st.col(base, n)})
+
+
+def _mapminmax_create(st: _Settings, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``gain``/``xoffset`` of v7 ``mapminmax`` settings by MAPMINMAX.CREATE's rule."""
+    xmin, xmax = st.col("xmin", n), st.col("xmax", n)
+    ymin, ymax = st.col("ymin", n), st.col("ymax", n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = (ymax - ymin) / (xmax - xmin)
+    fix = (np.abs(gain) > 1e14) | ~np.isfinite(xmax - xmin) | (xmax - xmin == 0)
+    return _unscalable(gain, xmin.copy(), ymin, fix)
+
+
+def _mapstd_create(st: _Settings, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``gain``/``xoffset`` of v7 ``mapstd`` settings by MAPSTD.CREATE's rule."""
+    xmean, xstd = st.col("xmean", n), st.col("xstd", n)
+    ymean, ystd = st.col("ymean", n), st.col("ystd", n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = ystd / xstd
+    fix = (np.abs(gain) > 1e14) | ~np.isfinite(xmean) | ~np.isfinite(xstd) | (xstd == 0)
+    return _unscalable(gain, xmean.copy(), ymean, fix)
+
+
 def _unscalable(
     gain: np.ndarray, xoffset: np.ndarray, yoffset: np.ndarray, fix: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """MATLAB's create rule for the rows it cannot scale: ``gain = 1``, ``xoffset`` = the
-    target offset (``ymin``, ``ymean``)."""
+    """The create rule for the rows it cannot scale: ``gain = 1``, ``xoffset`` = the target
+    offset (``ymin``, ``ymean``)."""
     gain[fix] = 1.0
     xoffset[fix] = yoffset[fix]
     return gain, xoffset
-
-
-def _mapminmax(st: _Settings, n: int) -> ProcessStep:
-    if st.has("gain", "xoffset"):
-        gain, xoffset = st.col("gain", n), st.col("xoffset", n)
-    else:  # v7: MAPMINMAX.CREATE's rule
-        xmin, xmax = st.col("xmin", n), st.col("xmax", n)
-        ymin, ymax = st.col("ymin", n), st.col("ymax", n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = (ymax - ymin) / (xmax - xmin)
-        fix = (np.abs(gain) > 1e14) | ~np.isfinite(xmax - xmin) | (xmax - xmin == 0)
-        gain, xoffset = _unscalable(gain, xmin.copy(), ymin, fix)
-    return ProcessStep(
-        "mapminmax", n, n, {"gain": gain, "xoffset": xoffset, "ymin": st.col("ymin", n)}
-    )
-
-
-def _mapstd(st: _Settings, n: int) -> ProcessStep:
-    if st.has("gain", "xoffset"):
-        gain, xoffset = st.col("gain", n), st.col("xoffset", n)
-    else:  # v7: MAPSTD.CREATE's rule
-        xmean, xstd = st.col("xmean", n), st.col("xstd", n)
-        ymean, ystd = st.col("ymean", n), st.col("ystd", n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = ystd / xstd
-        fix = (np.abs(gain) > 1e14) | ~np.isfinite(xmean) | ~np.isfinite(xstd) | (xstd == 0)
-        gain, xoffset = _unscalable(gain, xmean.copy(), ymean, fix)
-    return ProcessStep(
-        "mapstd", n, n, {"gain": gain, "xoffset": xoffset, "ymean": st.col("ymean", n)}
-    )
 
 
 def _removeconstantrows(st: _Settings, n: int) -> ProcessStep:
@@ -212,8 +214,8 @@ def _processpca(st: _Settings) -> ProcessStep | None:
 #: the processing functions whose settings are per row (``xrows`` checked first, then
 #: ``no_change``), each with the rule that builds its step of ``n`` rows
 _RULES: dict[str, Callable[[_Settings, int], ProcessStep]] = {
-    "mapminmax": _mapminmax,
-    "mapstd": _mapstd,
+    "mapminmax": _affine,
+    "mapstd": _affine,
     "removeconstantrows": _removeconstantrows,
     "fixunknowns": _fixunknowns,
 }
