@@ -6,8 +6,8 @@ One dict per family, one row per MATLAB function; an unknown name is rejected by
 whose leading dimensions are samples, so the same code serves a batch ``(Q, S)``, one sample
 ``(S,)`` and ``torch.func.vmap``. Nothing updates a tensor in place.
 
-Sources (MathWorks documentation pages, found with the workplace's ``search`` tool; the
-formulas were checked against MATLAB's own saved outputs, ``research/shallow.md`` section 3):
+Sources (MathWorks documentation pages; the formulas are checked against MATLAB's own saved
+outputs by the reference tests):
 
 * transfer functions: https://mathworks.com/help/deeplearning/ref/<name>.html
   (tansig, logsig, purelin, poslin, satlin, satlins, radbas, radbasn, tribas, softmax,
@@ -113,7 +113,7 @@ ZERO_DERIVATIVE = frozenset(k for k, v in TRANSFER.items() if v.zero_derivative)
 
 
 def _dotprod(w: Tensor, p: Tensor) -> Tensor:
-    return p @ w.T
+    return p @ w.T  # not MATLAB layout: z = W p with samples in rows
 
 
 def _sqdist(w: Tensor, p: Tensor) -> Tensor:
@@ -139,7 +139,7 @@ def _normprod(w: Tensor, p: Tensor) -> Tensor:
     p = p + 1e-20 * torch.sign(p)
     sump = torch.abs(p).sum(-1, keepdim=True)
     sump = torch.where(sump == 0, torch.ones_like(sump), sump)
-    return (p * (1.0 / sump)) @ w.T
+    return (p * (1.0 / sump)) @ w.T  # not MATLAB layout: z = W p with samples in rows
 
 
 WEIGHT: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
@@ -225,11 +225,11 @@ def _fixunknowns_reverse(y: Tensor, s: Mapping[str, Tensor]) -> Tensor:
 
 
 def _pca_apply(x: Tensor, s: Mapping[str, Tensor]) -> Tensor:
-    return x @ s["transform"].T  # y = transform * x
+    return x @ s["transform"].T  # not MATLAB layout: y = transform * x, samples in rows
 
 
 def _pca_reverse(y: Tensor, s: Mapping[str, Tensor]) -> Tensor:
-    return y @ s["inverseTransform"].T  # x = inverseTransform * y
+    return y @ s["inverseTransform"].T  # not MATLAB layout: x = inverseTransform * y, rows
 
 
 def _identity(x: Tensor, s: Mapping[str, Tensor]) -> Tensor:

@@ -1,25 +1,5 @@
-"""The closed-form Jacobian of a static shallow network (``mode="analytic"``).
-
-NOTE: [Closed-form Jacobian]
-    For a static network with ``dotprod`` weights, ``netsum`` net inputs, per-element (or
-    softmax) transfer functions and affine processing, the chain rule gives, per sample,
-
-        J_kj = G_out_k . (sum over paths of W . D . W . D ... W) . G_in_j
-
-    with ``G_in_j`` the (constant) Jacobian of input j's processing, ``G_out_k`` that of
-    output k's reverse processing and ``D`` the diagonal matrices of transfer derivatives.
-    The sum is accumulated backwards over the layer graph for all output rows at once
-    (``S`` stacked cotangents, like ``S`` reverse passes fused into batched GEMMs). An
-    adjoint stays a constant ``S x H`` matrix until it meets a non-linear layer; where a
-    constant adjoint ``M`` meets a non-linear layer fed straight by an input, the whole
-    contribution is one GEMM, ``J += d @ K`` with ``K[h, (s, r)] = M[s, h] (W G_in)[h, r]``
-    and ``d`` the ``(c, H)`` derivatives: for a one-hidden-layer network that is the entire
-    Jacobian, ``G_out W2 diag(f'(n1)) W1 G_in``, at the cost of one small GEMM per chunk.
-
-    The forward pass repeats the module's own operations in the same order (the outputs
-    are bitwise those of ``ShallowNetwork.forward``) into reusable buffers. Derivatives at
-    kinks follow torch's conventions (autodiff.py, NOTE [Kinks]); the tests check every
-    transfer function against torch's autograd, and the whole against the generic modes.
+"""The closed-form Jacobian of a static shallow network (``mode="analytic"``); see
+NOTE: [Closed-form Jacobian].
 
 Networks outside that class (dynamic networks, ``dist``/``negdist``/``normprod``/``mandist``
 weights, ``netprod``, ``fixunknowns`` inputs) have no closed form here; ``mode="auto"`` then
@@ -31,19 +11,46 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from .functions import ZERO_DERIVATIVE
-from .module import ProcessingChain, ShallowNetwork
+from ..contract import model_dtype_device
+from .functions import TRANSFER, ZERO_DERIVATIVE
+from .processing import ProcessingChain
+
+if TYPE_CHECKING:  # annotations only: the module may reach this one without a cycle
+    from .module import ShallowNetwork
 
 __all__ = ["closed_form", "ClosedForm", "DERIVATIVE"]
+
+# NOTE: [Closed-form Jacobian]
+# For a static network with ``dotprod`` weights, ``netsum`` net inputs, per-element (or
+# softmax) transfer functions and affine processing, the chain rule gives, per sample,
+#
+#     J_kj = G_out_k . (sum over paths of W . D . W . D ... W) . G_in_j
+#
+# with ``G_in_j`` the (constant) Jacobian of input j's processing, ``G_out_k`` that of
+# output k's reverse processing and ``D`` the diagonal matrices of transfer derivatives.
+# The sum is accumulated backwards over the layer graph for all output rows at once
+# (``S`` stacked cotangents, like ``S`` reverse passes fused into batched GEMMs). An
+# adjoint stays a constant ``S x H`` matrix until it meets a non-linear layer; where a
+# constant adjoint ``M`` meets a non-linear layer fed straight by an input, the whole
+# contribution is one GEMM, ``J += d @ K`` with ``K[h, (s, r)] = M[s, h] (W G_in)[h, r]``
+# and ``d`` the ``(c, H)`` derivatives: for a one-hidden-layer network that is the entire
+# Jacobian, ``G_out W2 diag(f'(n1)) W1 G_in``, at the cost of one small GEMM per chunk.
+#
+# The forward pass repeats the module's own operations in the same order (the outputs
+# are bitwise those of ``ShallowNetwork.forward``) into reusable buffers. Derivatives at
+# kinks follow torch's conventions (See NOTE: [Kinks] in :mod:`mat2grad.autodiff`); the
+# tests check every transfer function against torch's autograd, and the whole against the
+# generic modes.
 
 
 # --------------------------------------------------------------------------------------
 # Transfer derivatives f'(n) from the net input n and the activation a = f(n), elementwise.
-# Conventions at kinks are torch's (autodiff.py NOTE [Kinks]).
+# Conventions at kinks are torch's (See NOTE: [Kinks] in mat2grad.autodiff).
 # --------------------------------------------------------------------------------------
 
 
@@ -117,6 +124,7 @@ def closed_form(model: ShallowNetwork, wrt: tuple[int, ...]) -> tuple[ClosedForm
     # model for repeated calls on small batches. It reads the weights at call time; the
     # key covers what it precomputes: the processing settings (in-place changes bump
     # their version counters), dtype and device.
+    dtype, device = model_dtype_device(model)
     key = (
         wrt,
         tuple(
@@ -124,8 +132,8 @@ def closed_form(model: ShallowNetwork, wrt: tuple[int, ...]) -> tuple[ClosedForm
             for chains in (model.input_processing, model.output_processing)
             for b in chains.buffers()
         ),
-        next(model.parameters()).dtype,
-        str(next(model.parameters()).device),
+        dtype,
+        str(device),
     )
     cached = model.__dict__.get("_mat2grad_closed_form")
     if cached is not None and cached[0] == key:
@@ -177,15 +185,10 @@ class ClosedForm:
         self.model = model
         self.spec = spec = model.spec
         self.wrt = wrt
-        like = next(iter(model.parameters()), None)
-        if like is None:  # pragma: no cover - every network has weights
-            like = torch.zeros((), dtype=torch.float64)
-        self.like = like
-        self.incoming = {
-            layer.index: [w for w in spec.input_weights if w.to == layer.index]
-            + [w for w in spec.layer_weights if w.to == layer.index]
-            for layer in spec.layers
-        }
+        dtype, device = model_dtype_device(model)
+        # a scalar of the model's dtype and device, for tensors made alike
+        self.like = like = torch.zeros((), dtype=dtype, device=device)
+        self.incoming = {layer.index: spec.incoming(layer.index) for layer in spec.layers}
         self.sizes = {layer.index: layer.size for layer in spec.layers}
         # processing Jacobians (constant), and where they are structurally zero
         self.g_in = [
@@ -302,10 +305,10 @@ class ClosedForm:
                 src = p[w.source - 1] if w.kind == "IW" else a[w.source]
                 weight = self._weight(w.kind, w.to, w.source)
                 if first:
-                    torch.mm(src, weight.T, out=ni)
+                    torch.mm(src, weight.T, out=ni)  # not MATLAB layout: n = W p, batch-first
                     first = False
                 else:
-                    ni.add_(src @ weight.T)
+                    ni.add_(src @ weight.T)  # not MATLAB layout: n = W p, batch-first
             if str(i) in model.b:
                 if first:
                     ni.copy_(model.b[str(i)].expand(c, layer.size))
@@ -322,8 +325,6 @@ class ClosedForm:
             elif t == "logsig":
                 a[i] = torch.sigmoid(ni, out=self._buffer(f"a{i}", (c, layer.size)))
             else:
-                from .functions import TRANSFER
-
                 a[i] = TRANSFER[t].apply(ni)
         if Y is not None:
             for k, (chain, out) in enumerate(
@@ -395,6 +396,7 @@ class ClosedForm:
                     # one GEMM to the raw-unit Jacobian: J += d @ K
                     j = w.source - 1
                     a_raw = weight @ self.g_in[j]  # (H, R_j)
+                    # not MATLAB layout: (S, H) adjoint -> (H, S) for K[h, (s, r)]
                     k_mat = (g.value.T[:, :, None] * a_raw[:, None, :]).reshape(weight.shape[0], -1)
                     flat = dest[j].view(c, -1)
                     if started[j]:

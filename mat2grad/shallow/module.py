@@ -1,17 +1,10 @@
 """``NetworkSpec`` -> :class:`ShallowNetwork`, a plain ``nn.Module`` that simulates like
 MATLAB's ``sim(net, X)``.
 
-NOTE: [Simulation semantics] (DESIGN.md section 4, verified against MATLAB's saved outputs)
-    * inputs are processed in ``processFcns`` order; outputs are reverse-processed in
-      reverse order;
-    * layer i: ``a_i = transferFcn_i(netInputFcn_i(weightFcn(IW{i,j}, p_j) for connected
-      inputs j, weightFcn(LW{i,k}, a_k) for connected layers k, b_i))``, the weighted inputs
-      in that order (inputs, then layers, then the bias);
-    * layers run in topological order of the zero-delay connections.
-
 Tensors are batch-first with features last: an input is ``(..., R)``, an output ``(..., S)``.
 The same forward serves a batch ``(Q, R)``, a single sample ``(R,)``, and ``torch.func.vmap``;
-nothing is updated in place.
+nothing is updated in place. Dynamic networks are simulated over time by
+:mod:`mat2grad.shallow.simulate`.
 """
 
 from __future__ import annotations
@@ -23,48 +16,23 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import Mat2GradError
-from .functions import NET_INPUT, PROCESSING, TRANSFER, WEIGHT
-from .record import NetworkSpec, ProcessStep
+from .describe import describe_spec
+from .functions import NET_INPUT, TRANSFER, WEIGHT
+from .processing import ProcessingChain
+from .simulate import simulate
+from .spec import NetworkSpec
 
-__all__ = ["ShallowNetwork", "ProcessingChain"]
+# ProcessingChain and describe_spec are also re-exported here for their old import path.
+__all__ = ["ShallowNetwork", "ProcessingChain", "describe_spec"]
 
-
-class ProcessingChain(nn.Module):
-    """The processing functions of one input or output, as buffers (they move with
-    ``.to(dtype)`` and are not weights)."""
-
-    def __init__(self, steps: Sequence[ProcessStep], dtype: torch.dtype):
-        super().__init__()
-        self.steps = tuple(steps)
-        # (setting name, buffer attribute) per step, so a forward pass looks buffers up
-        # directly instead of scanning them (they are re-read each call: .to() replaces them)
-        self._keys = tuple(
-            tuple((name, f"s{k}_{name}") for name in step.settings)
-            for k, step in enumerate(self.steps)
-        )
-        for k, step in enumerate(self.steps):
-            for name, value in step.settings.items():
-                if np.issubdtype(value.dtype, np.integer):
-                    tensor = torch.as_tensor(value, dtype=torch.int64)
-                else:
-                    tensor = torch.as_tensor(value, dtype=dtype)
-                self.register_buffer(f"s{k}_{name}", tensor)
-
-    def _settings(self, k: int) -> dict[str, Tensor]:
-        return {name: getattr(self, attr) for name, attr in self._keys[k]}
-
-    def apply(self, x: Tensor) -> Tensor:
-        for k, step in enumerate(self.steps):
-            x = PROCESSING[step.fcn].apply(x, self._settings(k))
-        return x
-
-    def reverse(self, y: Tensor) -> Tensor:
-        for k in reversed(range(len(self.steps))):
-            y = PROCESSING[self.steps[k].fcn].reverse(y, self._settings(k))
-        return y
-
-    def extra_repr(self) -> str:
-        return " -> ".join(f"{s.fcn}({s.in_size}->{s.out_size})" for s in self.steps) or "none"
+# NOTE: [Simulation semantics]
+# Verified against MATLAB's saved outputs (the reference tests):
+#   * inputs are processed in ``processFcns`` order; outputs are reverse-processed in
+#     reverse order;
+#   * layer i: ``a_i = transferFcn_i(netInputFcn_i(weightFcn(IW{i,j}, p_j) for connected
+#     inputs j, weightFcn(LW{i,k}, a_k) for connected layers k, b_i))``, the weighted inputs
+#     in that order (inputs, then layers, then the bias);
+#   * layers run in topological order of the zero-delay connections.
 
 
 class ShallowNetwork(nn.Module):
@@ -114,11 +82,7 @@ class ShallowNetwork(nn.Module):
         self.zero_derivative = spec.zero_derivative
         self.not_differentiable: str | None = None
         # Per layer: the weights feeding it, inputs first then layers (MATLAB's order).
-        self._incoming = {
-            layer.index: [w for w in spec.input_weights if w.to == layer.index]
-            + [w for w in spec.layer_weights if w.to == layer.index]
-            for layer in spec.layers
-        }
+        self._incoming = {layer.index: spec.incoming(layer.index) for layer in spec.layers}
         self.eval()
 
     # ----------------------------------------------------------------------------------
@@ -136,12 +100,10 @@ class ShallowNetwork(nn.Module):
         ``xi`` (raw units, ``(Q, numInputDelays, R_j)`` per input, oldest first) and layer
         delay states ``ai`` (``(Q, numLayerDelays, S_i)`` per layer), both zeros by
         default; ``steps`` gives the length for a network without inputs (a closed-loop
-        ``narnet``). See :mod:`mat2grad.shallow.dynamic`.
+        ``narnet``). See :mod:`mat2grad.shallow.simulate`.
         """
         spec = self.spec
         if self.is_dynamic:
-            from .dynamic import simulate
-
             return simulate(self, x, xi=xi, ai=ai, steps=steps).output
         if xi is not None or ai is not None or steps is not None:
             raise Mat2GradError(
@@ -194,67 +156,6 @@ class ShallowNetwork(nn.Module):
     # ----------------------------------------------------------------------------------
     def __repr__(self) -> str:
         return f"ShallowNetwork({describe_spec(self.spec)})"
-
-
-def describe_spec(spec: NetworkSpec, indent: str = "  ") -> str:
-    """A readable multi-line description (used by ``repr`` and ``mat2grad info``)."""
-    lines = [f"'{spec.path}'" + (f" from {spec.source}" if spec.source else "")]
-    lines.append(
-        f"{indent}name: {spec.name or '-'}; format version {spec.version or '?'}; "
-        f"performance {spec.perform_fcn or '-'}; training {spec.train_fcn or '-'}"
-    )
-    sizes = " -> ".join(
-        f"[{layer.size} {layer.transfer}]" for layer in (spec.layers[i - 1] for i in spec.order)
-    )
-    ins = "+".join(str(i.size) for i in spec.inputs)
-    outs = "+".join(str(o.size) for o in spec.outputs)
-    lines.append(f"{indent}{ins} -> {sizes} -> {outs}")
-    for inp in spec.inputs:
-        proc = ", ".join(s.fcn for s in inp.steps) or "none"
-        fb = f"; feedback of layer {inp.feedback_output}" if inp.feedback_output else ""
-        lines.append(
-            f"{indent}input {inp.index} '{inp.name}': {inp.size} rows -> {inp.processed_size} "
-            f"after processing ({proc}){fb}"
-        )
-    for layer in spec.layers:
-        extra = "" if layer.net_input == "netsum" else f", {layer.net_input}"
-        feeds = ", ".join(
-            f"{w.label} {w.fcn}" + (f" delays {list(w.delays)}" if w.delays != (0,) else "")
-            for w in spec.weights
-            if w.to == layer.index
-        )
-        bias = " + b" if spec.biases[layer.index - 1] is not None else ""
-        lines.append(
-            f"{indent}layer {layer.index} '{layer.name}': {layer.size} {layer.transfer}{extra} "
-            f"<- {feeds or 'nothing'}{bias}"
-        )
-    for out in spec.outputs:
-        proc = ", ".join(s.fcn for s in reversed(out.steps)) or "none"
-        fb = f"; feedback {out.feedback_mode}" if out.feedback_mode != "none" else ""
-        lines.append(
-            f"{indent}output {out.layer} '{out.name}': layer {out.layer} ({out.processed_size} "
-            f"rows) -> {out.size} rows after reverse processing ({proc}){fb}"
-        )
-    if spec.is_dynamic:
-        lines.append(
-            f"{indent}dynamic: numInputDelays {spec.num_input_delays}, numLayerDelays "
-            f"{spec.num_layer_delays}; {_delay_summary(spec)}"
-        )
-    if spec.zero_derivative:
-        lines.append(
-            f"{indent}note: zero derivative almost everywhere in {', '.join(spec.zero_derivative)}"
-        )
-    return "\n".join(lines)
-
-
-def _delay_summary(spec: NetworkSpec) -> str:
-    parts = [f"{w.label} delays {list(w.delays)}" for w in spec.weights if w.delays != (0,)]
-    parts += [
-        f"output {o.layer} feedback {o.feedback_mode}"
-        for o in spec.outputs
-        if o.feedback_mode != "none"
-    ]
-    return "; ".join(parts)
 
 
 def _param(value: np.ndarray, dtype: torch.dtype) -> nn.Parameter:
