@@ -40,7 +40,7 @@ from .commands import RESULT_COMMANDS, MemoryResults, PredictOptions, Variables,
 from .commands import predict as predict_command
 from .commands.messages import one_line, warnings_on_stderr
 from .commands.sources import load_model
-from .contract import DTYPES, contract_of, to_numpy
+from .contract import DTYPES, contract_of
 from .errors import Mat2GradError
 from .loading import is_onnx, load
 from .matfile import as_float
@@ -169,7 +169,7 @@ def run(command: str, path: str, **kwargs: Any) -> dict[str, Any]:
         raise Mat2GradError(
             f"internal error: {type(exc).__name__}: {one_line(str(exc))} (please report it)"
         ) from exc
-    return {name: _plain(_as_saved(value)) for name, value in results.variables.items()}
+    return {name: _plain(value) for name, value in results.variables.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -248,28 +248,9 @@ def _matrix(x: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _as_saved(value: Any) -> Any:
-    """A result variable as a MAT-file gives it back: a scalar 1 x 1, a 1-D array a
-    column, a list a 1 x N cell, a tensor an array."""
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        out = np.empty(value.shape, dtype=object)
-        for idx, item in np.ndenumerate(value):
-            out[idx] = _as_saved(item)
-        return out
-    if isinstance(value, list | tuple):
-        out = np.empty((1, len(value)), dtype=object)
-        for k, item in enumerate(value):
-            out[0, k] = _as_saved(item)
-        return out
-    if isinstance(value, str):
-        return value
-    arr = to_numpy(value)
-    return arr.reshape(1, 1) if arr.ndim == 0 else arr.reshape(-1, 1) if arr.ndim == 1 else arr
-
-
 def _plain(value: Any) -> Any:
-    """A result variable -> float64 arrays, and lists of rows for cells (MATLAB converts
-    a list of lists into a 2-D cell)."""
+    """A result variable, in MATLAB's layout -> float64 arrays (a scalar 1 x 1), and lists
+    of rows for cells (MATLAB converts a list of lists into a 2-D cell)."""
     if isinstance(value, np.ndarray) and value.dtype == object:
         return [[_plain(item) for item in row] for row in value]
     if isinstance(value, str):

@@ -8,6 +8,7 @@ from typing import Any
 from .. import matfile
 from ..autodiff import jacobian_chunks
 from ..contract import contract_of, to_numpy
+from ..dynamic import gradient_series, gradient_to_matlab
 from ..errors import Mat2GradError
 from ..loading import is_onnx
 from .options import SERIES_OPTIONS, JacobianOptions
@@ -100,8 +101,6 @@ def run_dynamic(opts: JacobianOptions, model: Any, results: Results) -> None:
     """jacobian for networks with delays or feedback: gradients through time of the run
     predict would make (--targets-var/--prepare, --closed-loop, known sequence), handed
     over in MATLAB's layout with the outputs Y."""
-    from ..dynamic import gradient_series, gradient_to_matlab  # dynamic networks only
-
     data = series(model, opts)
     form = opts.form or "full"
     weights = None

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import matfile
 from ..contract import contract_of, to_numpy
+from ..dynamic import predict_series
 from ..loading import is_onnx
 from .options import SERIES_OPTIONS, PredictOptions
 from .results import FileResults, Results
@@ -53,8 +54,6 @@ def run(
 
 def _run_dynamic(opts: PredictOptions, model: Any, results: Results) -> None:
     """predict for networks with delays or feedback: MATLAB's time-series cells in and out."""
-    from ..dynamic import predict_series  # dynamic networks only: keeps it off start-up
-
     data = series(model, opts)
     _, sim = predict_series(
         model,

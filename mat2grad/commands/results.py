@@ -23,21 +23,14 @@ __all__ = ["FileResults", "MemoryResults", "Results"]
 class Results(Protocol):
     """The receiver of a command's results."""
 
-    def save(
-        self, variables: Mapping[str, Any], *, compress: bool = True, format: str = "auto"
-    ) -> None:
-        """Take whole variables (``compress`` and ``format`` as :func:`matfile.write_mat`)."""
+    def save(self, variables: Mapping[str, Any], **how: Any) -> None:
+        """Take whole variables; ``how`` is :func:`matfile.write_mat`'s ``compress`` and
+        ``format`` (a file's concern)."""
 
-    def stream(
-        self,
-        num_samples: int,
-        variables: Mapping[str, Any],
-        *,
-        samples: str = "columns",
-        format: str = "auto",
-    ) -> Any:
-        """A context manager taking per-sample variables chunk by chunk, with the
-        arguments and the ``write(start, values)`` of :class:`matfile.SampleWriter`."""
+    def stream(self, num_samples: int, variables: Mapping[str, Any], **how: Any) -> Any:
+        """A context manager taking per-sample variables chunk by chunk: the arguments
+        (``how``: ``samples``, ``format``) and the ``write(start, values)`` of
+        :class:`matfile.SampleWriter`."""
 
 
 class FileResults:
@@ -46,22 +39,13 @@ class FileResults:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = path
 
-    def save(
-        self, variables: Mapping[str, Any], *, compress: bool = True, format: str = "auto"
-    ) -> None:
-        matfile.write_mat(self.path, variables, compress=compress, format=format)
+    def save(self, variables: Mapping[str, Any], **how: Any) -> None:
+        matfile.write_mat(self.path, variables, **how)
 
     def stream(
-        self,
-        num_samples: int,
-        variables: Mapping[str, Any],
-        *,
-        samples: str = "columns",
-        format: str = "auto",
+        self, num_samples: int, variables: Mapping[str, Any], **how: Any
     ) -> matfile.SampleWriter:
-        return matfile.SampleWriter(
-            self.path, num_samples, variables, samples=samples, format=format
-        )
+        return matfile.SampleWriter(self.path, num_samples, variables, **how)
 
 
 class MemoryResults:
@@ -71,9 +55,7 @@ class MemoryResults:
     def __init__(self) -> None:
         self.variables: dict[str, Any] = {}
 
-    def save(
-        self, variables: Mapping[str, Any], *, compress: bool = True, format: str = "auto"
-    ) -> None:
+    def save(self, variables: Mapping[str, Any], **how: Any) -> None:
         self.variables.update(variables)
 
     def stream(
@@ -82,7 +64,7 @@ class MemoryResults:
         variables: Mapping[str, Any],
         *,
         samples: str = "columns",
-        format: str = "auto",
+        **how: Any,
     ) -> _MemoryStream:
         return _MemoryStream(self, num_samples, variables, samples)
 
@@ -91,10 +73,11 @@ class _MemoryStream:
     """:class:`matfile.SampleWriter` into preallocated arrays; they reach the owner's
     variables only when the block completes."""
 
-    # NOTE: [Per-sample results in memory] The placement rule is SampleWriter's: a
-    # variable given by its per-sample shape d has its sample index last (samples
-    # "columns": d x Q) or first ("rows": Q x d); a SampleBlock(shape, axis) puts it at
-    # MATLAB axis `axis`. A chunk (c, *shape) lands at samples start:start+c of that axis.
+    # NOTE: [Per-sample results in memory]
+    # The placement rule is SampleWriter's: a variable given by its per-sample shape d has
+    # its sample index last (samples "columns": d x Q) or first ("rows": Q x d); a
+    # SampleBlock(shape, axis) puts it at MATLAB axis `axis`. A chunk (c, *shape) lands at
+    # samples start:start+c of that axis.
 
     def __init__(
         self, owner: MemoryResults, num_samples: int, variables: Mapping[str, Any], samples: str

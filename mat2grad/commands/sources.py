@@ -14,6 +14,7 @@ from torch import nn
 
 from .. import matfile
 from ..contract import contract_of, parse_dtype
+from ..dynamic import series_from_file
 from ..errors import Mat2GradError
 from ..loading import is_onnx, load
 
@@ -196,13 +197,12 @@ def refuse_series_options(opts: Any, names: tuple[str, ...]) -> None:
 def series(model: nn.Module, opts: Any) -> Any:
     """The time series the options name, for a dynamic network
     (:func:`mat2grad.dynamic.series_from_file`, which reads the options' attributes)."""
-    from ..dynamic import series_from_file  # dynamic networks only: keeps it off start-up
-
     if opts.data is None:
         return series_from_file(model, opts)
-    # NOTE: [Series given in memory] series_from_file reads its variables from the MAT-file
-    # named by `inputs`. Until it takes the variables themselves, series given in memory
-    # pass through a temporary MAT-file, and its name is taken out of the messages again.
+    # NOTE: [Series given in memory]
+    # series_from_file reads its variables from the MAT-file named by `inputs`. Until it
+    # takes the variables themselves, series given in memory pass through a temporary
+    # MAT-file, and its name is taken out of the messages again.
     with tempfile.TemporaryDirectory(prefix="mat2grad-") as folder:
         path = os.path.join(folder, "data.mat")
         matfile.write_mat(path, opts.data.values)
