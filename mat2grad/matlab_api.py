@@ -11,7 +11,8 @@ into MATLAB's process, so the session has to run out of process::
     Y = double(api.predict('net.mat', X));            % X: R x Q double -> Y: S x Q
 
 ``mat2grad_setup('InProcess', true)`` makes the helpers do this through :func:`run`, which
-runs the command line's own code in this process, for the commands in :data:`COMMANDS`.
+runs the command line's own commands (:mod:`mat2grad.commands`) on the arrays in this
+process, for the commands in :data:`COMMANDS`.
 
 Arrays arrive as MATLAB hands them over (a ``memoryview`` with column-major strides, an
 ``array.array`` for a row vector, a ``float`` for a scalar, or a numpy array) and keep
@@ -20,7 +21,7 @@ MATLAB's layout: inputs ``R x Q``, one column per sample (``samples="rows"``: ``
 per input (a MATLAB cell). Results are float64 numpy arrays in MATLAB layout (``Y`` is
 ``S x Q``), a tuple for several outputs; MATLAB turns them into doubles with ``double(...)``.
 
-Everything else is the library's: loading, the layout conversion of
+Everything else is the commands' and the library's: loading, the layout conversion of
 :mod:`mat2grad.matfile`, evaluation. Errors are :class:`mat2grad.Mat2GradError`, which MATLAB
 reports as ``Python Error: Mat2GradError: <message>``.
 """
@@ -29,20 +30,38 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from . import matfile
+from .commands import RESULT_COMMANDS, MemoryResults, PredictOptions, Variables, from_values
+from .commands import predict as predict_command
+from .commands.messages import one_line, warnings_on_stderr
+from .commands.sources import load_model
+from .contract import DTYPES, contract_of
 from .errors import Mat2GradError
-from .loading import load
-from .predict import predict_arrays
+from .loading import is_onnx, load
+from .matfile import as_float
 
 __all__ = ["COMMANDS", "predict", "run"]
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: The commands :func:`run` offers: those whose results are variables (the CLI writes them
+#: to the -o file).
+COMMANDS: tuple[str, ...] = tuple(RESULT_COMMANDS)
+
+#: Data variables :func:`run` accepts, and the option naming each.
+_DATA = {
+    "X": "inputs_var",
+    "T": "targets_var",
+    "EW": "ew_var",
+    "Xi": "xi_var",
+    "Ai": "ai_var",
+    "X1": "known_inputs_var",
+    "T1": "known_targets_var",
+    "W": "weights_var",
+}
 
 
 def predict(
@@ -71,137 +90,121 @@ def predict(
     Returns:
         ``S x Q`` float64 (``Q x S`` for ``samples="rows"``), a tuple for several outputs.
 
+    Raises:
+        Mat2GradError: a missing file, bad data, or a dynamic network (give its time series
+            to :func:`run`).
+
     Example:
         >>> y = predict("net.mat", np.random.rand(16, 100))   # doctest: +SKIP
         >>> assert y.shape == (1, 100)
     """
-    model = _model(path, network, dtype)
-    if hasattr(model, "input_layouts"):  # an ONNX model
-        from .onnx.data import ResultLayout, inputs_from_mat
-
-        value = _cell(x, "X") if isinstance(x, list | tuple) else np.asarray(x)
-        if value.ndim < 2 and value.dtype != object:
-            value = value.reshape(1, -1)
-        inputs = inputs_from_mat(model, value, layout=layout, samples=samples, what="X")
-        res = ResultLayout(model, layout, samples)
-        y = [res.output_array(k, o) for k, o in enumerate(predict_arrays(model, inputs))]
-        return y[0] if len(y) == 1 else tuple(y)
-    inputs = _inputs(model, x, samples)
-    y = [matfile.samples_to_matlab(o, samples) for o in predict_arrays(model, inputs)]
-    return y[0] if len(y) == 1 else tuple(y)
-
-
-#: Data variables :func:`run` accepts, and the options naming them in the data file.
-_DATA = {
-    "X": ("--inputs-var",),
-    "T": ("--targets-var",),
-    "EW": ("--ew-var",),
-    "Xi": ("--xi-var",),
-    "Ai": ("--ai-var",),
-    "X1": ("--known-inputs-var",),
-    "T1": ("--known-targets-var",),
-    "W": ("--weights-var",),
-}
+    if dtype not in DTYPES:
+        raise Mat2GradError(f"dtype must be {' or '.join(DTYPES)}, not '{dtype}'")
+    onnx = is_onnx(path)
+    opts = PredictOptions(
+        file=path, network=network, dtype=dtype, samples=samples, layout=layout if onnx else None
+    )
+    if contract_of(load_model(opts, _cached_load)).is_dynamic:
+        raise Mat2GradError(
+            f"matlab_api.predict: {path}: the network is dynamic (delays or feedback); give "
+            "its time series to matlab_api.run('predict', path, X=..., Xi=..., Ai=...)"
+        )
+    value = _cell(x, "X") if isinstance(x, list | tuple) else _array(x, "X", onnx)
+    results = MemoryResults()
+    data = Variables({"X": value}, quote=False)
+    predict_command.run(replace(opts, data=data, inputs_var="X"), results, loader=_cached_load)
+    y = results.variables["Y"]
+    return tuple(y[:, 0]) if y.dtype == object else y
 
 
 def run(command: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    """Run the CLI command ``command`` in this process, with arrays instead of data files.
+    """Run the command ``command`` in this process, with arrays instead of data files.
 
     The MATLAB helpers' in-process route: exactly what ``mat2grad COMMAND PATH --inputs
-    DATA.mat ... -o OUT.mat`` computes (the same code, so the same numbers and the same
-    messages), without starting Python and importing PyTorch again.
+    DATA.mat ... -o OUT.mat`` computes (the same commands, so the same numbers and the same
+    messages), without starting Python and importing PyTorch again, and without files.
 
     Args:
-        command: a CLI subcommand that writes a result file (:data:`COMMANDS`).
+        command: a command whose results are variables (:data:`COMMANDS`).
         path: the network's MAT-file or ONNX file.
         **kwargs: data, by MATLAB variable name, in MATLAB layout: ``X`` (inputs), ``T``
             (targets), ``EW`` (error weights), ``Xi``/``Ai`` (initial delay states),
             ``X1``/``T1`` (a known sequence), ``W`` (output weights); a cell as a tuple of
-            row tuples (or a flat tuple: a column cell). They go to a temporary data file,
-            deleted afterwards.
+            row tuples (or a flat tuple: a column cell).
             Any other keyword is a long option of the command, underscores for dashes
             (``network="net1"``, ``samples="rows"``, ``chunk_size="64"``); ``""`` stands
             for a bare flag (``prepare=""``).
 
     Returns:
-        The result file's variables: numeric arrays as float64 arrays in MATLAB layout, cell
-        arrays as lists of rows (lists), e.g. ``{"Y": ...}`` or ``{"perf": ..., "db": ...}``.
+        The result variables, as the command line's result file holds them: numeric arrays
+        as float64 arrays in MATLAB layout, cell arrays as lists of rows (lists), e.g.
+        ``{"Y": ...}`` or ``{"perf": ..., "db": ...}``.
 
     Raises:
         Mat2GradError: the command's own error (its one-line message), or a usage error.
     """
-    import tempfile
-
     if command not in COMMANDS:
         raise Mat2GradError(
             f"matlab_api: no in-process command '{command}' (available: {', '.join(COMMANDS)})"
         )
-    with tempfile.TemporaryDirectory(prefix="mat2grad-") as folder:
-        data = os.path.join(folder, "data.mat")
-        out = os.path.join(folder, "result.mat")
-        argv = [command, str(path)]
-        variables = {}
-        for name, value in kwargs.items():
-            if value is None:
-                continue
-            if name in _DATA:
-                variables[name] = (
-                    _cell(value, name)
-                    if isinstance(value, list | tuple)
-                    else (_matrix(value, name))
-                )
-                argv += [*_DATA[name], name]
-            else:
-                argv += [f"--{name.replace('_', '-')}"] + ([str(value)] if value != "" else [])
-        if variables:
-            matfile.write_mat(data, variables)
-            argv += ["--inputs", data]
-        argv += ["-o", out]
-        _run_cli(argv, scrub=((f"{data}: ", ""), (data, "the data passed from MATLAB")))
-        return {name: _plain(value) for name, value in matfile.read_mat(out).items()}
+    spec = RESULT_COMMANDS[command]
+    data = {n: v for n, v in kwargs.items() if n in _DATA and v is not None}
+    options = {n: v for n, v in kwargs.items() if n not in _DATA}
+    options.update({_DATA[n]: n for n in data})
+    results = MemoryResults()
+    try:
+        with warnings_on_stderr():
+            opts = from_values(
+                spec.options,
+                options,
+                file=str(path),
+                data=Variables({n: _data_value(v, n) for n, v in data.items()}) if data else None,
+            )
+            spec.run(opts, results)
+    except Mat2GradError as exc:
+        raise Mat2GradError(one_line(str(exc))) from None
+    except KeyboardInterrupt:
+        raise Mat2GradError("interrupted") from None
+    except Exception as exc:  # a bug: one line, as the command line reports it
+        raise Mat2GradError(
+            f"internal error: {type(exc).__name__}: {one_line(str(exc))} (please report it)"
+        ) from exc
+    return {name: _plain(value) for name, value in results.variables.items()}
 
 
-def _run_cli(argv: list[str], scrub: tuple[tuple[str, str], ...]) -> None:
-    """``mat2grad.cli.main(argv)``, its failure raised as Mat2GradError with its message
-    (temporary file names replaced as ``scrub`` says); what a successful run prints on
-    stderr (warnings) is passed on to this process's stderr."""
-    import contextlib
-    import io
-    import sys
-
-    from .cli import main
-
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse: a usage error
-            code = exc.code if isinstance(exc.code, int) else 2
-    text = stderr.getvalue()
-    for old, new in scrub:
-        text = text.replace(old, new)
-    if code == 0:
-        sys.stderr.write(text)
-        return
-    lines = [line for line in text.splitlines() if line.strip()]
-    message = lines[-1] if lines else f"exit status {code}"
-    raise Mat2GradError(message.removeprefix("mat2grad: "))
+# --------------------------------------------------------------------------------------
+# The network, cached between calls
+# --------------------------------------------------------------------------------------
 
 
-def _result_commands() -> tuple[str, ...]:
-    """The CLI subcommands that write a result file (-o): the ones :func:`run` offers."""
-    import argparse
+def _cached_load(path: str, network: str | None = None, **options: Any) -> nn.Module:
+    """:func:`mat2grad.load`, remembering the last few networks: a MATLAB session calls
+    again and again with the same file. The key is the file's identity, modification time
+    and size, so a rewritten file is read again."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        raise Mat2GradError(f"{path}: no such file") from None
+    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+    return _load(key, path, network, frozen)
 
-    from .cli import build_parser
 
-    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return tuple(
-        name for name, parser in sub.choices.items() if "-o" in parser._option_string_actions
-    )
+@functools.lru_cache(maxsize=4)
+def _load(
+    key: tuple[Any, ...], path: str, network: str | None, options: tuple[Any, ...]
+) -> nn.Module:
+    return load(path, network, **{k: list(v) if isinstance(v, tuple) else v for k, v in options})
 
 
-#: The commands :func:`run` offers (CLI subcommands that write a result file).
-COMMANDS: tuple[str, ...] = _result_commands()
+# --------------------------------------------------------------------------------------
+# MATLAB's values as Python receives them, and back
+# --------------------------------------------------------------------------------------
+
+
+def _data_value(value: Any, name: str) -> np.ndarray:
+    """A data variable as MATLAB hands it over -> a matrix, or a cell."""
+    return _cell(value, name) if isinstance(value, list | tuple) else _matrix(value, name)
 
 
 def _cell(items: list[Any] | tuple[Any, ...], name: str) -> np.ndarray:
@@ -220,45 +223,18 @@ def _cell(items: list[Any] | tuple[Any, ...], name: str) -> np.ndarray:
     return cell
 
 
-def _plain(value: Any) -> Any:
-    """A result variable -> float64 arrays, and lists of rows for cells (MATLAB converts
-    a list of lists into a 2-D cell)."""
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        return [[_plain(item) for item in row] for row in value]
-    if isinstance(value, str):
-        return value
-    return matfile.as_float(value, "result")
-
-
-# --------------------------------------------------------------------------------------
-
-
-def _model(path: str, network: str | None, dtype: str) -> nn.Module:
-    if dtype not in _DTYPES:
-        raise Mat2GradError(f"dtype must be float64 or float32, not '{dtype}'")
-    try:
-        stat = os.stat(path)
-    except OSError:
-        raise Mat2GradError(f"{path}: no such file") from None
-    # A MATLAB session calls again and again with the same file: keep the last few
-    # networks, keyed on the file's identity and modification time.
-    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
-    return _cached_model(key, path, network, dtype)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_model(key: tuple[Any, ...], path: str, network: str | None, dtype: str) -> nn.Module:
-    return load(path, network, dtype=_DTYPES[dtype])
-
-
-def _inputs(model: nn.Module, x: Any, samples: str) -> list[np.ndarray]:
-    """MATLAB-layout inputs (an array, or a tuple/list for several) -> batch-first arrays."""
-    value = _cell(x, "X") if isinstance(x, list | tuple) else _matrix(x, "X")
-    sizes = tuple(int(s[0]) for s in model.input_shapes)
-    return matfile.samples_from_matlab(value, sizes, samples=samples, what="X")
+def _array(x: Any, what: str, onnx: bool) -> np.ndarray:
+    """One array as MATLAB hands it over: a float64 matrix for a MATLAB network; for an
+    ONNX model its own type (integer inputs stay integers), a 1-D array as 1 x N."""
+    if not onnx:
+        return _matrix(x, what)
+    value = np.asarray(x)
+    return value.reshape(1, -1) if value.ndim < 2 and value.dtype != object else value
 
 
 def _matrix(x: Any, what: str) -> np.ndarray:
+    """A numeric value as MATLAB hands it over -> a float64 matrix (a scalar 1 x 1, a
+    1-D buffer a 1 x N row vector)."""
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
@@ -270,3 +246,13 @@ def _matrix(x: Any, what: str) -> np.ndarray:
     if arr.ndim == 1:  # MATLAB passes a 1 x N row vector as a 1-D buffer
         return arr.reshape(1, -1)
     return arr
+
+
+def _plain(value: Any) -> Any:
+    """A result variable, in MATLAB's layout -> float64 arrays (a scalar 1 x 1), and lists
+    of rows for cells (MATLAB converts a list of lists into a 2-D cell)."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return [[_plain(item) for item in row] for row in value]
+    if isinstance(value, str):
+        return value
+    return as_float(value, "result")

@@ -1,0 +1,58 @@
+"""The CLI's handlers: parsed arguments -> a command's options -> the command; then what
+the command line prints and its exit status. No logic beyond that."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from .. import commands
+from ..commands import CheckOptions, ConvertOptions, InfoOptions, from_namespace
+
+__all__ = ["HANDLERS"]
+
+
+def _info(args: argparse.Namespace) -> int:
+    text, data = commands.files.info(from_namespace(InfoOptions, args))
+    print(json.dumps(data, indent=2) if args.json else text)
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    """predict, jacobian, hessian, grad: the command writes its results to -o OUT.mat."""
+    command = commands.RESULT_COMMANDS[args.command]
+    command.run(from_namespace(command.options, args))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    report = commands.check.run(from_namespace(CheckOptions, args))
+    print(f"checked at {report.source}")
+    print(report.result.summary())
+    if not report.result.passed:
+        print(
+            f"mat2grad: check failed: max relative error {report.result.max_error:.3g} is "
+            f"above --tol {args.tol:g}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    print(commands.files.convert_file(from_namespace(ConvertOptions, args)))
+    return 0
+
+
+#: The handler of each subcommand.
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "info": _info,
+    "predict": _results,
+    "jacobian": _results,
+    "hessian": _results,
+    "check": _check,
+    "grad": _results,
+    "convert": _convert,
+}

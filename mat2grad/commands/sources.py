@@ -1,0 +1,213 @@
+"""What a command reads: the network named by its options, and its data, from a MAT-file or
+from arrays handed over in memory, in the library's batch-first layout."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import matfile
+from ..contract import contract_of, parse_dtype
+from ..dynamic import series_from_file
+from ..errors import Mat2GradError
+from ..loading import is_onnx, load
+
+__all__ = [
+    "IN_MEMORY",
+    "Variables",
+    "inputs_of",
+    "load_model",
+    "model_and_inputs",
+    "read_variables",
+    "refuse_series_options",
+    "series",
+    "set_threads",
+    "wrt_indices",
+]
+
+#: How messages name data given in memory rather than in a MAT-file.
+IN_MEMORY = "the data passed in"
+
+
+@dataclass(frozen=True)
+class Variables:
+    """A command's data variables: those of a MAT-file, or arrays given in memory.
+
+    Attributes:
+        values: variable name -> value, in MATLAB's layout (a cell is a 2-D object array).
+        source: the MAT-file they come from, which messages name first; ``""`` for arrays
+            in memory, which messages name by the variable alone.
+        quote: messages quote variable names (``'X' has 1 rows ...``), as a file's are;
+            ``False`` for an argument named after its parameter (``X has 1 rows ...``).
+    """
+
+    values: Mapping[str, Any]
+    source: str = ""
+    quote: bool = True
+
+    def what(self, name: str) -> str:
+        """How messages name the variable ``name``."""
+        label = f"'{name}'" if self.quote else name
+        return f"{self.source}: {label}" if self.source else label
+
+    def resolve(self, name: str) -> Any:
+        """The value at a MATLAB-style path (``X``, ``S.x``, ``C{2}``)."""
+        return matfile.resolve(self.values, name, source=self.source)
+
+    def select(self, name: str | None, **how: Any) -> tuple[str, Any]:
+        """:func:`mat2grad.matfile.select_variable` on these variables."""
+        source = self.source or (IN_MEMORY if name is None else "")
+        return matfile.select_variable(self.values, name, source=source, **how)
+
+
+def read_variables(opts: Any, path: str | None = None) -> Variables:
+    """The variables of the MAT-file ``path`` (default: the options' ``inputs``), or the
+    variables the options carry in memory (``data``) when no file is named."""
+    if path is None and opts.data is not None:
+        return opts.data
+    path = path or opts.inputs
+    if not path:
+        raise Mat2GradError(
+            f"{opts.file}: '{opts.command}' needs inputs: give them (X) or name their "
+            "MAT-file (--inputs DATA.mat)"
+        )
+    return Variables(matfile.read_mat(path), str(path))
+
+
+# --------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------
+
+#: ``loading.load``'s signature: (path, network=None, *, dtype, **onnx options) -> model.
+Loader = Callable[..., nn.Module]
+
+
+def load_model(opts: Any, loader: Loader | None = None) -> nn.Module:
+    """The network of ``opts.file`` in ``opts.dtype``, after checking that the options
+    suit the kind of file (``--network`` chooses inside a MAT-file; ``--layout onnx`` and
+    ``--wrt`` apply to ONNX models). ``loader`` replaces :func:`mat2grad.load` (a cache)."""
+    loader = loader or load
+    dtype = parse_dtype(opts.dtype, "--dtype") or torch.float64
+    layout, wrt = getattr(opts, "layout", None), getattr(opts, "wrt", None)
+    if is_onnx(opts.file):
+        if opts.network:
+            raise Mat2GradError(
+                f"{opts.file}: --network chooses a network inside a MAT-file; an ONNX file "
+                "holds one model"
+            )
+        names = _wrt_names(wrt)
+        return loader(opts.file, dtype=dtype, **({"wrt": names} if names else {}))
+    if layout == "onnx" or wrt:
+        which = "--layout onnx" if layout == "onnx" else "--wrt"
+        raise Mat2GradError(
+            f"{opts.file}: {which} applies to ONNX models; a MATLAB network takes R x Q "
+            "inputs (--samples rows for Q x R)"
+        )
+    return loader(opts.file, opts.network, dtype=dtype)
+
+
+def _wrt_names(wrt: list[str] | None) -> list[str]:
+    """--wrt values: repeatable, each may be a comma list."""
+    names = [n.strip() for v in wrt or () for n in v.split(",")]
+    names = [n for n in names if n]
+    if wrt and not names:
+        raise Mat2GradError("--wrt needs an input name")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise Mat2GradError(f"--wrt names {', '.join(repr(n) for n in twice)} more than once")
+    return names
+
+
+def wrt_indices(opts: Any, model: nn.Module) -> tuple[int, ...]:
+    """The inputs of an ONNX model to differentiate (0-based): --wrt, else every floating
+    input."""
+    idx = tuple(model.input_names.index(n) for n in model.wrt)
+    if not idx:
+        raise Mat2GradError(
+            f"{opts.file}: the model has no floating inputs to differentiate (inputs: "
+            f"{', '.join(model.input_names)})"
+        )
+    return idx
+
+
+def set_threads(opts: Any) -> None:
+    """Apply --threads to torch (left alone when not given)."""
+    if opts.threads:
+        if opts.threads < 1:
+            raise Mat2GradError(f"--threads must be >= 1, found {opts.threads}")
+        torch.set_num_threads(opts.threads)
+
+
+# --------------------------------------------------------------------------------------
+# Static data
+# --------------------------------------------------------------------------------------
+
+
+def model_and_inputs(opts: Any, loader: Loader | None = None) -> tuple[nn.Module, list[Any]]:
+    """Load the network of FILE and its inputs in batch-first layout."""
+    model = load_model(opts, loader)
+    return model, inputs_of(opts, model)
+
+
+def inputs_of(opts: Any, model: nn.Module) -> list[Any]:
+    """The inputs of a static network (or ONNX model) in batch-first layout, one array per
+    input."""
+    contract = contract_of(model)
+    if contract.is_dynamic:
+        raise Mat2GradError(
+            f"{opts.file}: network '{contract.spec.path}' is dynamic (delays or feedback); "
+            f"'mat2grad {opts.command}' supports static networks only (dynamic networks: "
+            "mat2grad predict, and the gradients through time of mat2grad.dynamic)"
+        )
+    data = read_variables(opts)
+    name, value = data.select(opts.inputs_var)
+    if is_onnx(opts.file):
+        from ..onnx.data import inputs_from_mat  # ONNX models only: keeps onnx off start-up
+
+        layout = getattr(opts, "layout", None) or "matlab"  # grad has no --layout
+        return inputs_from_mat(
+            model, value, layout=layout, samples=opts.samples, what=data.what(name)
+        )
+    sizes = tuple(int(s[0]) for s in contract.input_shapes)
+    return matfile.samples_from_matlab(value, sizes, samples=opts.samples, what=data.what(name))
+
+
+def refuse_series_options(opts: Any, names: tuple[str, ...]) -> None:
+    """A static network refuses the options of dynamic ones (``names``) when given."""
+    given = [n for n in names if getattr(opts, n, None) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise Mat2GradError(
+            f"{opts.file}: {flags} apply to dynamic networks (delays or feedback); this "
+            "network is static"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Time series (dynamic networks)
+# --------------------------------------------------------------------------------------
+
+
+def series(model: nn.Module, opts: Any) -> Any:
+    """The time series the options name, for a dynamic network
+    (:func:`mat2grad.dynamic.series_from_file`, which reads the options' attributes)."""
+    if opts.data is None:
+        return series_from_file(model, opts)
+    # NOTE: [Series given in memory]
+    # series_from_file reads its variables from the MAT-file named by `inputs`. Until it
+    # takes the variables themselves, series given in memory pass through a temporary
+    # MAT-file, and its name is taken out of the messages again.
+    with tempfile.TemporaryDirectory(prefix="mat2grad-") as folder:
+        path = os.path.join(folder, "data.mat")
+        matfile.write_mat(path, opts.data.values)
+        try:
+            return series_from_file(model, replace(opts, inputs=path, data=None))
+        except Mat2GradError as exc:
+            text = str(exc).replace(f"{path}: ", "").replace(path, IN_MEMORY)
+            raise Mat2GradError(text) from None
