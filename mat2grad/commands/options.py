@@ -41,7 +41,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": tuple(DTYPES),
     "samples": matfile.SAMPLES,
     "mode": ("auto", "rev", "fwd", "analytic"),
-    "format": matfile.FORMATS,
+    "format": matfile.MAT_FORMATS,
     "layout": ("matlab", "onnx"),
     "normalization": ("none", "standard", "percent"),
     "convention": ("math", "matlab"),
