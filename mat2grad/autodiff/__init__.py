@@ -2,7 +2,8 @@
 
 ``jacobian`` (reverse mode, forward mode, or a closed form where the model has one),
 ``vjp`` / ``jvp`` (products without forming J), ``hessian``, ``check`` (autograd against
-central finite differences). The engine works on
+central finite differences), and gradients through time of dynamic networks
+(``sequence_jacobian``, ``step_sensitivity``, ``sequence_gradient``). The engine works on
 any ``nn.Module`` that follows the model contract (:mod:`mat2grad.contract`;
 ``mat2grad.load`` returns one): it never looks inside the model except through the
 contract's optional closed-form hook, and it takes every per-sample shape from the actual
@@ -32,7 +33,7 @@ instead, for writers that stream results larger than memory to disk. A progress 
 
 Modules: ``setup`` (argument checks, the per-call setup), ``chunks`` (chunk sizes, the
 chunk loop, the independence guard), ``methods`` (reverse/forward mode, the choice),
-``jacobian``, ``products`` (vjp, jvp), ``hessian``, ``check``.
+``jacobian``, ``products`` (vjp, jvp), ``hessian``, ``check``, ``sequence`` (through time).
 The functions re-exported here shadow the modules of the same name as attributes of the
 package (``mat2grad.autodiff.jacobian`` is the function); import from the module path
 (``from mat2grad.autodiff.jacobian import JacobianChunks``) to reach a module's contents.
@@ -55,6 +56,7 @@ from .hessian import hessian
 from .jacobian import JacobianChunk, JacobianChunks, jacobian, jacobian_chunks
 from .methods import MODES
 from .products import jvp, vjp
+from .sequence import FORMS, sequence_gradient, sequence_jacobian, step_sensitivity
 from .setup import Nested, ZeroDerivativeWarning
 
 __all__ = [
@@ -73,4 +75,8 @@ __all__ = [
     "CHUNK_BUDGET_BYTES",
     "MAX_CHUNK",
     "Nested",
+    "FORMS",
+    "sequence_jacobian",
+    "step_sensitivity",
+    "sequence_gradient",
 ]
