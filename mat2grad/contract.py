@@ -26,6 +26,7 @@ __all__ = [
     "DTYPES",
     "Contract",
     "Model",
+    "closed_form_of",
     "contract_of",
     "model_dtype",
     "model_dtype_device",
@@ -54,6 +55,15 @@ class Model(Protocol):
             defined at all, or ``None``.
         is_dynamic: a MATLAB time-series network (tapped delays, feedback).
         spec / source: where the model came from, for messages.
+
+    Methods:
+        closed_form_jacobian(wrt): an optional hook for a model that knows its Jacobian in
+            closed form (read through :func:`closed_form_of`). Given the 0-based inputs
+            ``wrt`` it returns ``(method, "")`` or ``(None, why not)``. ``method(xs, J, Y)``
+            fills, for one chunk of inputs ``xs``, ``J[k][jj]`` ``(c, *out_k, *in_wrt[jj])``
+            and, unless ``Y`` is None, the outputs ``Y[k]`` ``(c, *out_k)``; it has an
+            attribute ``bytes_per_sample`` (its working set, for sizing chunks) and may have
+            ``release()`` (drop its work buffers when a computation ends).
     """
 
     input_shapes: Sequence[tuple[int | None, ...]]
@@ -106,6 +116,15 @@ def contract_of(model: nn.Module) -> Contract:
         spec=spec,
         source=source,
     )
+
+
+def closed_form_of(model: nn.Module, wrt: tuple[int, ...]) -> tuple[Any, str]:
+    """The model's closed-form Jacobian for inputs ``wrt`` (its optional
+    ``closed_form_jacobian`` hook, see :class:`Model`), or ``(None, why not)``."""
+    hook = getattr(model, "closed_form_jacobian", None)
+    if hook is None:
+        return None, f"no closed form is known for {type(model).__name__} models"
+    return hook(wrt)
 
 
 def model_name(model: nn.Module) -> str:

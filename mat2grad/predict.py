@@ -9,9 +9,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .contract import Contract, contract_of, model_dtype, to_numpy
 from .errors import Mat2GradError
 
-__all__ = ["predict", "predict_arrays", "as_batch", "integer_tensor", "numeric_tensor"]
+__all__ = [
+    "predict",
+    "predict_arrays",
+    "as_batch",
+    "as_batches",
+    "float_tensor",
+    "integer_tensor",
+    "numeric_tensor",
+    "sample_count",
+]
 
 
 def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
@@ -23,16 +33,15 @@ def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
     e.g. the int64 indices of an ONNX model) keep an integer dtype (whole-valued floats
     become int64); all others take the model's float dtype.
     """
-    dtype = _model_dtype(model)
-    floats = getattr(model, "input_float", None)
-    integer = floats is not None and index < len(floats) and not floats[index]
-    if integer:
+    contract = contract_of(model)
+    dtype = model_dtype(model)
+    if contract.integer_inputs(index + 1)[index]:
         t = integer_tensor(x, f"input {index + 1}")
     elif isinstance(x, Tensor):
         t = x.to(dtype)
     else:
         t = float_tensor(x, dtype, f"input {index + 1}")
-    shape = tuple(model.input_shapes[index])
+    shape = _declared(contract)[index]
     if _matches(tuple(t.shape), shape):
         t = t.unsqueeze(0)
     if not _matches(tuple(t.shape[1:]), shape):
@@ -86,23 +95,39 @@ def _matches(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
 def as_batches(model: nn.Module, parts: Sequence[Any]) -> tuple[Tensor, ...]:
     """One array per network input -> batch-first tensors (see :func:`as_batch`), checked
     for the number of inputs and a common, non-zero number of samples."""
-    n = len(model.input_shapes)
+    n = len(_declared(contract_of(model)))
     if len(parts) != n:
         raise Mat2GradError(
             f"the network has {n} input(s); pass one batch-first array per input, found "
             f"{len(parts)}"
         )
     xs = tuple(as_batch(model, xj, j) for j, xj in enumerate(parts))
+    sample_count(xs)
+    return xs
+
+
+def sample_count(xs: Sequence[Tensor]) -> int:
+    """The common, non-zero number of samples (first dimension) of batch-first inputs."""
     q = xs[0].shape[0]
     for j, xj in enumerate(xs):
         if xj.shape[0] != q:
             raise Mat2GradError(
-                f"every input needs the same number of samples; input 1 has {q}, input "
-                f"{j + 1} has {xj.shape[0]}"
+                f"every input needs the same number of samples (rows, batch first); input 1 "
+                f"has {q} and input {j + 1} has {xj.shape[0]}"
             )
     if q == 0:
         raise Mat2GradError("no samples: the inputs have 0 rows")
-    return xs
+    return q
+
+
+def _declared(contract: Contract) -> tuple[tuple[int | None, ...], ...]:
+    """The model's per-sample input shapes (the model contract), which predict needs."""
+    if contract.input_shapes is None:
+        raise Mat2GradError(
+            f"{contract.name}: predict needs the model's per-sample input shapes "
+            "(input_shapes); use a network from mat2grad.load, or call the module directly"
+        )
+    return contract.input_shapes
 
 
 def predict(model: nn.Module, *x: Any) -> Tensor | tuple[Tensor, ...]:
@@ -131,11 +156,4 @@ def predict_arrays(model: nn.Module, inputs: Sequence[np.ndarray]) -> list[np.nd
     """:func:`predict` for numpy ``(Q, R_j)`` arrays; returns float64 ``(Q, S_k)`` arrays."""
     y = predict(model, *inputs)
     outs = y if isinstance(y, tuple) else (y,)
-    return [o.detach().to(torch.float64).numpy() for o in outs]
-
-
-def _model_dtype(model: nn.Module) -> torch.dtype:
-    for t in list(model.parameters()) + list(model.buffers()):
-        if t.is_floating_point():
-            return t.dtype
-    return torch.float64
+    return [to_numpy(o.to(torch.float64)) for o in outs]

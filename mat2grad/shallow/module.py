@@ -153,6 +153,14 @@ class ShallowNetwork(nn.Module):
             a[i] = TRANSFER[layer.transfer].apply(NET_INPUT[layer.net_input](zs))
         return a
 
+    def closed_form_jacobian(self, wrt: tuple[int, ...]) -> tuple[object | None, str]:
+        """The model contract's closed-form hook (see ``mat2grad.contract.Model``): the
+        closed-form Jacobian for inputs ``wrt``, or ``(None, why not)``."""
+        # function-local import: shallow/jacobian.py imports this module (a real cycle)
+        from .jacobian import closed_form
+
+        return closed_form(self, wrt)
+
     # ----------------------------------------------------------------------------------
     def __repr__(self) -> str:
         return f"ShallowNetwork({describe_spec(self.spec)})"

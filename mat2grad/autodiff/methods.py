@@ -1,0 +1,170 @@
+"""The ways to compute a chunk of Jacobians, and the choice between them.
+
+Each method is a callable ``(xs, J, Y)`` that fills ``J[k][jj]`` ``(c, *out_k, *in_wrt[jj])``
+and, unless ``Y`` is None, ``Y[k]`` ``(c, *out_k)`` for one chunk ``xs`` of ``c`` samples:
+reverse mode (:func:`rev_method`), forward mode (:func:`fwd_method`), or the model's own
+closed form (the model contract's ``closed_form_jacobian`` hook).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..contract import closed_form_of
+from ..errors import Mat2GradError
+from .chunks import CHUNK_BUDGET_BYTES, samples_per_chunk, saved_bytes_per_sample
+from .setup import Setup, as_tuple
+
+__all__ = ["MODES"]
+
+#: Jacobian methods: "auto" picks "analytic" where the model has a closed form, else
+#: reverse mode unless the outputs outnumber the inputs more than 3 to 1 (torch's forward
+#: mode costs about 1.4-3.4 reverse passes per pass, as measured).
+MODES = ("auto", "rev", "fwd", "analytic")
+
+Method = Callable[[list[Tensor], list[list[Tensor]], list[Tensor] | None], None]
+
+
+def rev_method(setup: Setup) -> Method:
+    """Reverse mode, all samples at once: one backward pass per output element."""
+    model, wrt = setup.model, setup.wrt
+
+    def run(xs: list[Tensor], J: list[list[Tensor]], Y: list[Tensor] | None) -> None:
+        c = xs[0].shape[0]
+        leaves = [x.detach().requires_grad_(j in wrt) for j, x in enumerate(xs)]
+        targets = [leaves[j] for j in wrt]
+        with torch.enable_grad():
+            ys = as_tuple(model(*leaves))
+            # sum over the samples first: d(sum_q y[q, e])/dx[q] = dy[q, e]/dx[q]
+            sums = [y.reshape(c, -1).sum(0) if y.requires_grad else None for y in ys]
+            n_total = sum(setup.numel_out(k) for k in range(len(ys)))
+            done = 0
+            for k, (y, total) in enumerate(zip(ys, sums, strict=True)):
+                if Y is not None:
+                    Y[k].copy_(y.detach())
+                n_out = setup.numel_out(k)
+                flat = [J[k][jj].view(c, n_out, setup.numel_in(j)) for jj, j in enumerate(wrt)]
+                if total is None:  # the output does not depend on any input
+                    for f in flat:
+                        f.zero_()
+                    done += n_out
+                    continue
+                for e in range(n_out):
+                    done += 1
+                    grads = torch.autograd.grad(
+                        total[e],
+                        targets,
+                        retain_graph=done < n_total,
+                        allow_unused=True,
+                        materialize_grads=True,
+                    )
+                    for f, g in zip(flat, grads, strict=True):
+                        f[:, e].copy_(g.reshape(c, -1))
+
+    return run
+
+
+def forward_ad() -> Any:
+    """torch.autograd.forward_ad; its first use scripts a helper with torch.jit, which
+    warns that torch.jit is deprecated (torch's business, not the user's)."""
+    import torch.autograd.forward_ad as fwAD
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script", category=DeprecationWarning)
+        with fwAD.dual_level():
+            fwAD.make_dual(torch.zeros(1), torch.zeros(1))
+    return fwAD
+
+
+def fwd_method(setup: Setup, activation_bytes: float) -> Method:
+    """Forward mode: one dual-number pass per input element, with B input elements per
+    pass by replicating the chunk B times along the batch (samples are independent), so
+    that per-operation overheads are paid once per B tangents rather than once each."""
+    fwAD = forward_ad()
+    model, wrt = setup.model, setup.wrt
+
+    def run(xs: list[Tensor], J: list[list[Tensor]], Y: list[Tensor] | None) -> None:
+        c = xs[0].shape[0]
+        n_outs = [setup.numel_out(k) for k in range(len(setup.out_shapes))]
+        if Y is not None:
+            with torch.no_grad():
+                for k, y in enumerate(as_tuple(model(*xs))):
+                    Y[k].copy_(y)
+        with torch.no_grad():
+            for jj, j in enumerate(wrt):
+                n_in = setup.numel_in(j)
+                block = int(max(1, min(n_in, CHUNK_BUDGET_BYTES // (c * activation_bytes))))
+                reps = [x.repeat(block, *([1] * (x.ndim - 1))) for x in xs]
+                tangent = torch.zeros_like(reps[j])
+                tflat = tangent.view(block, c, n_in)
+                for r0 in range(0, n_in, block):
+                    b = min(block, n_in - r0)
+                    for m in range(b):
+                        tflat[m, :, r0 + m] = 1
+                    with fwAD.dual_level():
+                        args = [
+                            fwAD.make_dual(x[: b * c], tangent[: b * c]) if i == j else x[: b * c]
+                            for i, x in enumerate(reps)
+                        ]
+                        ys = as_tuple(model(*args))
+                        for k, y in enumerate(ys):
+                            tan = fwAD.unpack_dual(y).tangent
+                            dest = J[k][jj].view(c, n_outs[k], n_in)[:, :, r0 : r0 + b]
+                            if tan is None:
+                                dest.zero_()
+                            else:  # (b*c, out) -> (c, out, b)
+                                tb = tan.reshape(b, c, n_outs[k])
+                                dest.copy_(tb.permute(1, 2, 0))  # not MATLAB layout: tangents last
+                    for m in range(b):
+                        tflat[m, :, r0 + m] = 0
+
+    return run
+
+
+@dataclass
+class Plan:
+    """How a Jacobian is computed: the resolved mode, its method, samples per chunk."""
+
+    mode: str
+    method: Method
+    chunk: int
+    per_sample_bytes: float
+
+    def release(self) -> None:
+        """Let the method drop its work buffers (a computation has ended)."""
+        release = getattr(self.method, "release", None)
+        if release is not None:
+            release()
+
+
+def choose_plan(setup: Setup, mode: str, chunk_size: int | None) -> Plan:
+    """Resolve ``mode`` ("auto": the closed form where the model has one, else reverse mode
+    unless the outputs outnumber the inputs 3 to 1) and size the chunks."""
+    if mode not in MODES:
+        raise Mat2GradError(f"mode must be one of {', '.join(MODES)}; found {mode!r}")
+    n_out = sum(setup.numel_out(k) for k in range(len(setup.out_shapes)))
+    n_in = sum(setup.numel_in(j) for j in setup.wrt)
+    itemsize = torch.empty(0, dtype=setup.dtype).element_size()
+    if mode in ("auto", "analytic"):
+        closed, why = closed_form_of(setup.model, setup.wrt)
+        if closed is not None:
+            per = float(closed.bytes_per_sample)
+            return Plan("analytic", closed, samples_per_chunk(chunk_size, per, setup.q), per)
+        if mode == "analytic":
+            raise Mat2GradError(f"{setup.name}: mode='analytic' is not available: {why}")
+        mode = "fwd" if 3 * n_in < n_out else "rev"
+    # the graph (or the dual numbers), the Jacobian rows, the input gradients, the outputs
+    saved = saved_bytes_per_sample(setup)
+    per = saved + itemsize * (2 * n_out * n_in + n_in + n_out)
+    if mode == "rev":
+        method = rev_method(setup)
+    else:  # about 2x the activations per tangent; chunks sized so a few tangents fit
+        method = fwd_method(setup, 2 * saved)
+        per = max(per, 2 * saved * min(n_in, 16))
+    return Plan(mode, method, samples_per_chunk(chunk_size, per, setup.q), per)
