@@ -20,7 +20,8 @@ import torch
 from onnx import ModelProto, TensorProto, shape_inference
 from torch import fx
 
-from ..errors import Mat2GradError
+from ..contract import to_numpy
+from ..errors import Mat2GradError, first_line
 from .graph import FLOAT_TYPES
 
 __all__ = [
@@ -107,15 +108,16 @@ def run_module(net: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run ``net`` on file-layout arrays; outputs come back in file layout too."""
     args = []
     for info in net.input_infos:
-        x = torch.from_numpy(np.moveaxis(feeds[info.name], info.batch_axis, 0).copy())
-        args.append(x)
+        x = np.moveaxis(feeds[info.name], info.batch_axis, 0)  # not MATLAB layout: batch first
+        args.append(torch.from_numpy(x.copy()))
     with torch.no_grad():
         outs = net(*args)
     outs = outs if isinstance(outs, tuple) else (outs,)
     result = []
     for y, axis in zip(outs, net.output_batch_axes, strict=True):
-        y = y.detach().cpu().numpy()
-        result.append(y[0] if axis is None else np.moveaxis(y, 0, axis))
+        y = to_numpy(y)
+        y = y[0] if axis is None else np.moveaxis(y, 0, axis)  # not MATLAB layout: file's axis
+        result.append(y)
     return result
 
 
@@ -139,14 +141,15 @@ def check_against_onnxruntime(net: Any, original: ModelProto, normalised: ModelP
             session, reference = _session(normalised), "normalised graph"
         except Exception as exc:  # noqa: BLE001
             return {
-                "skipped": f"onnxruntime cannot load the file ({_first_line(first)}) nor the "
-                f"normalised graph ({_first_line(exc)})"
+                "skipped": "onnxruntime cannot load the file "
+                f"({first_line(first, limit=300)}) nor the normalised graph "
+                f"({first_line(exc, limit=300)})"
             }
     feeds = random_feeds(net)
     try:
         expected = session.run(None, feeds)
     except Exception as exc:  # noqa: BLE001
-        return {"skipped": f"onnxruntime failed to run the model: {_first_line(exc)}"}
+        return {"skipped": f"onnxruntime failed to run the model: {first_line(exc, limit=300)}"}
     got = run_module(net, feeds)
     report: dict[str, Any] = {"reference": reference, "outputs": {}}
     worst = 0.0
@@ -180,11 +183,6 @@ def check_against_onnxruntime(net: Any, original: ModelProto, normalised: ModelP
             )
     report["max_abs_error"] = worst
     return report
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 class _Recorder(fx.Interpreter):
@@ -227,13 +225,13 @@ def first_diverging_node(net: Any, normalised: ModelProto, feeds: dict[str, np.n
         with torch.no_grad():
             recorder.run(*args)
     except Exception as exc:  # noqa: BLE001 - the diagnosis is best effort
-        return f"the diverging node could not be located ({_first_line(exc)})"
+        return f"the diverging node could not be located ({first_line(exc, limit=300)})"
     for node in normalised.graph.node:
         for name in node.output:
             if name not in values or name not in recorder.values:
                 continue
             ref = np.asarray(values[name]).astype(np.float64)
-            mine = recorder.values[name].detach().cpu().numpy().astype(np.float64)
+            mine = to_numpy(recorder.values[name]).astype(np.float64)
             if mine.shape != ref.shape:
                 return (
                     f"first diverging node: '{node.name or name}' ({node.op_type}), output "

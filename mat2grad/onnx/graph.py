@@ -25,8 +25,7 @@ from dataclasses import dataclass
 
 from onnx import ModelProto, TensorProto
 
-from .normalize import MATLAB_PRODUCER
-from .reader import NOT_DIFFERENTIABLE_OPS, SHAPE_ONLY_OPS, ZERO_DERIVATIVE_OPS
+from .reader import MATLAB_PRODUCER, NOT_DIFFERENTIABLE_OPS, SHAPE_ONLY_OPS, ZERO_DERIVATIVE_OPS
 
 __all__ = [
     "InputInfo",

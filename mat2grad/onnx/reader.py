@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import onnx
 from onnx import ModelProto, TensorProto
 
-from ..errors import Mat2GradError
+from ..errors import Mat2GradError, first_line
 from ._onnx2torch import VISION_OPS
 
 __all__ = [
@@ -37,7 +37,11 @@ __all__ = [
     "ZERO_DERIVATIVE_OPS",
     "SHAPE_ONLY_OPS",
     "elem_type_name",
+    "MATLAB_PRODUCER",
 ]
+
+#: ``producer_name`` of every ONNX file MATLAB's exporter writes.
+MATLAB_PRODUCER = "MATLAB Deep Learning Toolbox Converter for ONNX Model Format"
 
 _ML_DOMAINS = ("ai.onnx.ml",)
 # the operator to blame first in a classical-ML graph, and why it has no gradient
@@ -125,8 +129,7 @@ def read_model(path: str | os.PathLike[str]) -> ModelProto:
     try:
         _check_structure(model)
     except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Mat2GradError(f"{path}: onnx.checker rejects the model: {first}") from None
+        raise Mat2GradError(f"{path}: onnx.checker rejects the model: {first_line(exc)}") from None
     return model
 
 
