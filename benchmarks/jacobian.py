@@ -71,7 +71,7 @@ def _timed(fn, budget: float = 3.0, repeats: int = 15):
 def _network(model: str):
     import torch
 
-    from tests.records import network
+    from tests.support.records import network
 
     torch.manual_seed(0)
     return network(**MODELS[model], seed=0, scale=1.0 if model == "A" else 0.1)
@@ -204,7 +204,7 @@ def worker_cli(n: int, threads: int) -> dict:
     import torch
 
     from mat2grad.cli import main
-    from tests.records import network_record
+    from tests.support.records import network_record
     from tests.test_cli_gradients import _save_network
 
     torch.set_num_threads(threads)

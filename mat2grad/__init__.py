@@ -24,8 +24,8 @@ from .autodiff import (
     jvp,
     vjp,
 )
-from .convert import convert
 from .errors import Mat2GradError
+from .export import convert
 from .loading import FoundNetwork, find_networks, load
 from .performance import error_jacobian, getwb, performance, weight_gradient
 from .predict import predict

@@ -27,21 +27,18 @@ from .autodiff.sequence import (
 )
 from .contract import to_numpy
 from .errors import Mat2GradError
-from .shallow.dynamic import (
-    Prepared,
-    Simulation,
-    WithStates,
+from .shallow.loops import (
     closed_loop_after,
     closeloop,
     closeloop_states,
     openloop,
     predict_ahead,
-    preparets,
-    simulate,
 )
+from .shallow.preparets import Prepared, preparets
+from .shallow.simulate import Simulation, WithStates, simulate
 
 __all__ = [
-    # MATLAB's time-series tools (mat2grad.shallow.dynamic), re-exported for users
+    # MATLAB's time-series tools (mat2grad.shallow), re-exported for users
     "simulate",
     "Simulation",
     "preparets",
@@ -105,7 +102,7 @@ def plan_run(
 
     1. ``closed_loop``: ``net = closeloop(net)`` first.
     2. ``known_inputs``/``known_targets`` given: multistep prediction following the known
-       sequence (:func:`~mat2grad.shallow.dynamic.predict_ahead`): the known part runs in
+       sequence (:func:`~mat2grad.shallow.predict_ahead`): the known part runs in
        open loop, its final states are converted by ``closeloop(net, xf, af)``, and the
        closed-loop network runs over ``inputs`` (the future non-feedback inputs).
     3. else ``prepare`` or ``targets`` given: ``[x, xi, ai] = preparets(net, inputs, ...,

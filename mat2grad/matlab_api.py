@@ -85,7 +85,7 @@ def predict(
         dtype: ``"float64"`` or ``"float32"``: the precision of the computation.
         layout: ONNX models: ``"matlab"`` (inputs as MATLAB holds them: ``C x N``
             features, ``H x W x C x N`` images, ``C x N x T`` sequences; outputs alike) or
-            ``"onnx"`` (batch-first, see :mod:`mat2grad.onnx.data`).
+            ``"onnx"`` (batch-first, see :mod:`mat2grad.matfile.onnx_layout`).
 
     Returns:
         ``S x Q`` float64 (``Q x S`` for ``samples="rows"``), a tuple for several outputs.

@@ -21,7 +21,7 @@ feedback input is an ordinary input (the one-step-ahead model). Several inputs o
 give a tuple (per output) of tuples (per input) for ``full``/``step``, and a tuple per
 input for ``sum``. Derivatives are at the given initial delay states (zeros by default),
 which are held fixed; for derivatives with respect to the states too, give
-:class:`~mat2grad.shallow.dynamic.WithStates` ``(net)`` (states as ordinary inputs) to the
+:class:`~mat2grad.shallow.simulate.WithStates` ``(net)`` (states as ordinary inputs) to the
 generic engine. :mod:`mat2grad.dynamic` runs these the way MATLAB users prepare their
 series (``preparets``, ``closeloop``, a known sequence before multistep prediction).
 """
@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ..contract import contract_of, model_dtype_device
 from ..errors import Mat2GradError
-from ..shallow.dynamic import simulate
+from ..shallow.simulate import simulate
 from .chunks import ranges
 from .setup import nest
 
@@ -140,7 +140,7 @@ def sequence_jacobian(
     Args:
         net: a dynamic network module.
         *x: one input sequence ``(Q, TS, R_j)`` per network input (raw units).
-        xi, ai: initial delay states (see :func:`mat2grad.shallow.dynamic.simulate`).
+        xi, ai: initial delay states (see :func:`mat2grad.shallow.simulate.simulate`).
         mode: "rev" (``jacrev``), "fwd" (``jacfwd``) or "auto" (reverse when the outputs
             have fewer features than the inputs).
         chunk_size: series per vectorised pass (memory is bounded by the chunk).

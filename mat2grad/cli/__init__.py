@@ -7,27 +7,14 @@ usage error (argparse), 130 interrupted. ``--debug`` shows tracebacks.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
 
-from ..commands import FileResults, JacobianOptions, from_namespace, jacobian
 from ..commands.messages import one_line, warnings_on_stderr
 from ..errors import Mat2GradError
 from .handlers import HANDLERS
-
-# _add_*: compatibility re-exports for tests that build a parser from the argument groups
-# (see also _jacobian_dynamic below); they go once those tests call main([...]).
-from .parser import (  # noqa: F401
-    _add_data_args,
-    _add_dynamic_args,
-    _add_form_args,
-    _add_model_args,
-    _add_output_args,
-    build_parser,
-)
+from .parser import build_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -56,10 +43,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-
-
-def _jacobian_dynamic(args: argparse.Namespace, model: Any) -> int:
-    """Compatibility: :func:`mat2grad.commands.jacobian.run_dynamic` for parsed arguments
-    (tests call it directly)."""
-    jacobian.run_dynamic(from_namespace(JacobianOptions, args), model, FileResults(args.output))
-    return 0

@@ -10,7 +10,7 @@ from functools import partial
 
 from .._version import __version__
 from ..commands import CHOICES
-from ..convert import DEFAULT_OPSET, ONNX_OPSETS
+from ..export import DEFAULT_OPSET, ONNX_OPSETS
 from .help import CHECK_ONNX, COMMANDS, CONVERT_DTYPE, CONVERT_EPILOG, EPILOG
 
 __all__ = ["build_parser"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..convert import convert
+from ..export import convert
 from ..info import describe_file
 from .options import ConvertOptions, InfoOptions
 

@@ -55,7 +55,7 @@ def run(
 
 def _run_onnx(opts: HessianOptions, model: Any, inputs: list[Any], results: Results) -> None:
     """hessian for ONNX models: one --wrt input, one output, H and Y in the --layout."""
-    from ..onnx.data import ResultLayout  # ONNX models only: keeps onnx off start-up
+    from ..matfile.onnx_layout import ResultLayout  # ONNX models only
 
     wrt = wrt_indices(opts, model)
     if len(wrt) != 1:

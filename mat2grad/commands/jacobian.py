@@ -66,7 +66,7 @@ def run(
 
 def _run_onnx(opts: JacobianOptions, model: Any, inputs: list[Any], results: Results) -> None:
     """jacobian for ONNX models: J and Y in the --layout, streamed chunk by chunk."""
-    from ..onnx.data import ResultLayout  # ONNX models only: keeps onnx off start-up
+    from ..matfile.onnx_layout import ResultLayout  # ONNX models only
 
     wrt = wrt_indices(opts, model)
     chunks = jacobian_chunks(model, *inputs, mode=opts.mode, chunk_size=opts.chunk_size, wrt=wrt)

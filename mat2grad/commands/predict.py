@@ -43,7 +43,7 @@ def run(
     refuse_series_options(opts, SERIES_OPTIONS)
     ys = outputs(model, inputs_of(opts, model))
     if is_onnx(opts.file):
-        from ..onnx.data import ResultLayout  # ONNX models only: keeps onnx off start-up
+        from ..matfile.onnx_layout import ResultLayout  # ONNX models only
 
         res = ResultLayout(model, opts.layout or "matlab", opts.samples)
         y = [res.output_array(k, o) for k, o in enumerate(ys)]

@@ -168,7 +168,7 @@ def inputs_of(opts: Any, model: nn.Module) -> list[Any]:
     data = read_variables(opts)
     name, value = data.select(opts.inputs_var)
     if is_onnx(opts.file):
-        from ..onnx.data import inputs_from_mat  # ONNX models only: keeps onnx off start-up
+        from ..matfile.onnx_layout import inputs_from_mat  # ONNX models only
 
         layout = getattr(opts, "layout", None) or "matlab"  # grad has no --layout
         return inputs_from_mat(

@@ -86,10 +86,10 @@ from .prepare import example_inputs, exportable, onnx_file_dtype, private_copy, 
 from .verify import verify
 from .writers import DEFAULT_OPSET, FORMATS, ONNX_OPSETS, exporter_output_silenced
 
-__all__ = ["export", "FORMATS", "DEFAULT_OPSET", "ONNX_OPSETS"]
+__all__ = ["convert", "FORMATS", "DEFAULT_OPSET", "ONNX_OPSETS"]
 
 
-def export(
+def convert(
     source: str | os.PathLike[str] | nn.Module,
     out: str | os.PathLike[str],
     *,
@@ -131,7 +131,7 @@ def export(
             batch size).
 
     Example:
-        >>> mat2grad.export("net.mat", "net.onnx", opset=14)          # doctest: +SKIP
+        >>> mat2grad.convert("net.mat", "net.onnx", opset=14)          # doctest: +SKIP
         >>> import onnxruntime                                          # doctest: +SKIP
         >>> y = onnxruntime.InferenceSession("net.onnx").run(None, {"Input": x})[0]
         >>> assert y.shape == (x.shape[0], 1)                           # (Q, R) -> (Q, S)

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from ..errors import Mat2GradError
-from .data import matlab_size_text
+from ..matfile.onnx_layout import matlab_size_text
 from .graph import RECURRENT_OPS, graph_inputs, infer_layout
 from .loader import load_onnx
 from .proto import drop_initializer_inputs

@@ -35,7 +35,7 @@ from .normalize import Normalized, default_opset, normalize
 from .ops import register_converters
 from .reader import elem_type_name, read_model, scan
 
-__all__ = ["load_onnx", "convert_model"]
+__all__ = ["load_onnx", "onnx_to_torch"]
 
 
 def load_onnx(
@@ -75,7 +75,7 @@ def load_onnx(
     if dtype not in (torch.float32, torch.float64):
         raise Mat2GradError(f"{path}: dtype must be torch.float64 or torch.float32, got {dtype}")
     model = read_model(path)
-    gm, norm, fixed = convert_model(model, path, dtype)
+    gm, norm, fixed = onnx_to_torch(model, path, dtype)
     infos = graph_inputs(norm.model)
     for info in infos:
         if info.batch_axis < 0:
@@ -135,7 +135,7 @@ def load_onnx(
     return net
 
 
-def convert_model(
+def onnx_to_torch(
     model: onnx.ModelProto, source: Any, dtype: torch.dtype = torch.float64
 ) -> tuple[fx.GraphModule, Normalized, list[str]]:
     """The conversion steps of :func:`load_onnx`, without the per-sample wrapper.

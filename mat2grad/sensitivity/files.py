@@ -14,6 +14,7 @@ from .. import matfile
 from ..contract import contract_of
 from ..errors import Mat2GradError
 from ..loading import find_networks, is_onnx, load
+from ..matfile.onnx_layout import inputs_from_mat
 from .api import sensitivity
 from .committee import committee
 from .dgsm import dgsm
@@ -39,8 +40,6 @@ def read_samples(
         seqs, _, _ = matfile.sequences_from_matlab(value, sizes, samples=samples, what=what)
         return seqs
     if c.spec is None:  # an ONNX model: its layout rules live with its data helpers
-        from ..onnx.data import inputs_from_mat  # loads onnx only for ONNX models (start-up)
-
         return inputs_from_mat(model, value, layout="matlab", samples=samples, what=what)
     sizes = tuple(int(s[0]) for s in c.input_shapes)
     return matfile.samples_from_matlab(value, sizes, samples=samples, what=what)
