@@ -202,10 +202,10 @@ def worker_cli(n: int, threads: int) -> dict:
     import numpy as np
     import scipy.io
     import torch
+    from tests.test_cli_gradients import _save_network
 
     from mat2grad.cli import main
     from tests.support.records import network_record
-    from tests.test_cli_gradients import _save_network
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:

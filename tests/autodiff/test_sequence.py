@@ -16,8 +16,8 @@ from mat2grad.cli import main
 from mat2grad.shallow import loops
 from mat2grad.shallow import simulate as sim
 from mat2grad.shallow.preparets import preparets
-from tests.support import dynamic_records as dr
 from tests.shallow.test_simulate import KINDS, build, random_case, reference, tensors
+from tests.support import dynamic_records as dr
 from tests.support.helpers import FORWARD_RTOL, assert_close
 from tests.support.records import to_mat
 
