@@ -12,6 +12,7 @@
 %   mat2grad_hessian  - Second derivatives of one network output with respect to the inputs.
 %   mat2grad_grad     - Gradient of a network's performance (loss) with respect to its weights.
 %   mat2grad_check    - Check mat2grad's derivatives of a network against finite differences.
+%   mat2grad_sensitivity - Which inputs of a trained network matter, by how much, with what confidence.
 %
 % Networks
 %   mat2grad_predict  - Outputs of a trained network, computed by mat2grad (like sim).
