@@ -26,6 +26,8 @@ __all__ = [
     "DTYPES",
     "Contract",
     "Model",
+    "DESCRIPTION",
+    "describe_like",
     "closed_form_of",
     "contract_of",
     "model_dtype",
@@ -125,6 +127,26 @@ def closed_form_of(model: nn.Module, wrt: tuple[int, ...]) -> tuple[Any, str]:
     if hook is None:
         return None, f"no closed form is known for {type(model).__name__} models"
     return hook(wrt)
+
+
+#: the self-description a wrapper copies from the model it wraps (see :func:`describe_like`)
+DESCRIPTION = (
+    "input_names",
+    "output_names",
+    "input_shapes",
+    "output_shapes",
+    "zero_derivative",
+    "not_differentiable",
+)
+
+
+def describe_like(
+    wrapper: nn.Module, model: nn.Module, names: tuple[str, ...] = DESCRIPTION
+) -> None:
+    """Give ``wrapper`` the self-description ``names`` of the ``model`` it wraps (a
+    portable graph, a network with its delay states as inputs)."""
+    for name in names:
+        setattr(wrapper, name, getattr(model, name))
 
 
 def model_name(model: nn.Module) -> str:

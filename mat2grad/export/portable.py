@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, fx, nn
 
+from ..contract import describe_like
 from ..errors import Mat2GradError
 from .generalise import generalise, tracing_variant
 from .matlab_layout import from_matlab, to_matlab
@@ -150,12 +151,7 @@ class PortableOnnxNetwork(nn.Module):
         self.trace_graph = trace_graph
         self.trace_problem: str | None = None
         self.recorded = ""
-        self.input_names = net.input_names
-        self.output_names = net.output_names
-        self.input_shapes = net.input_shapes
-        self.output_shapes = net.output_shapes
-        self.zero_derivative = net.zero_derivative
-        self.not_differentiable = net.not_differentiable
+        describe_like(self, net)
         self.source = net.source
         super().train(False)
 

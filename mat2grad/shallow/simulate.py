@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..contract import model_dtype_device
+from ..contract import describe_like, model_dtype_device
 from ..errors import Mat2GradError
 from .functions import NET_INPUT, TRANSFER, WEIGHT
 from .spec import NetworkSpec, WeightSpec
@@ -363,11 +363,9 @@ class WithStates(torch.nn.Module):
             + tuple((nld, layer.size) for layer in spec.layers)
         )
         self.input_sizes = net.input_sizes
-        self.output_names = net.output_names
-        self.output_shapes = net.output_shapes
         self.output_sizes = net.output_sizes
-        self.zero_derivative = net.zero_derivative
-        self.not_differentiable = net.not_differentiable
+        outputs = ("output_names", "output_shapes", "zero_derivative", "not_differentiable")
+        describe_like(self, net, outputs)
         self.eval()
 
     def forward(self, *args: Tensor) -> Tensor | tuple[Tensor, ...]:
