@@ -19,14 +19,11 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from mat2grad.errors import Mat2GradError
 from mat2grad.onnx import load_onnx
 from mat2grad.onnx.model import OnnxNetwork
-from mat2grad.onnx.portable import (
-    TRACE_BATCHES,
-    _generalise,
-    _NotDirect,
-    _record,
-    _tracing_variant,
-    portable_network,
-)
+from mat2grad.export.generalise import generalise as _generalise
+from mat2grad.export.generalise import tracing_variant as _tracing_variant
+from mat2grad.export.portable import TRACE_BATCHES, portable_network
+from mat2grad.export.record import NotDirect as _NotDirect
+from mat2grad.export.record import record as _record
 from tests.helpers import FORWARD_RTOL, ONNX_FIXTURES, assert_close
 
 
