@@ -37,6 +37,7 @@ from .layout import (
     error_weights_from_matlab,
     per_sample_to_matlab,
     results_to_matlab,
+    row_cell,
     samples_from_matlab,
     samples_to_matlab,
     weight_cells,
@@ -162,6 +163,7 @@ __all__ = [
     "weight_cells",
     "column",
     "column_cell",
+    "row_cell",
     # time series
     "sequences_from_matlab",
     "sequences_to_matlab",
