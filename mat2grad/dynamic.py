@@ -1,7 +1,7 @@
 """Dynamic networks from the user's side: sequence prediction the way MATLAB users run it
 (``preparets``, ``closeloop``, multistep prediction), the gradients through time of such a
-run (:func:`gradient_series`, computed by :mod:`mat2grad.autodiff.sequence`), and the
-time series read from and written to MAT-files for the CLI and the MATLAB helpers.
+run (:func:`gradient_series`, computed by :mod:`mat2grad.autodiff.sequence`). Time series in
+MAT-files, in and out, are :mod:`mat2grad.matfile`'s (``series``, ``sequences``).
 
 Shapes are batch-first: Q independent series, TS time steps, ``(Q, TS, R_j)`` per input.
 """
@@ -12,11 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from . import matfile
 from .autodiff.sequence import (
     FORMS,
     placement,
@@ -25,7 +23,6 @@ from .autodiff.sequence import (
     sequence_jacobian,
     step_sensitivity,
 )
-from .contract import to_numpy
 from .errors import Mat2GradError
 from .shallow.loops import (
     closed_loop_after,
@@ -58,9 +55,6 @@ __all__ = [
     "plan_run",
     "predict_series",
     "gradient_series",
-    "gradient_to_matlab",
-    "SeriesData",
-    "series_from_file",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -207,175 +201,7 @@ def gradient_series(
     return run, sequence_gradient(run.net, *run.x, weights=weights, **states)
 
 
-def gradient_to_matlab(
-    result: Tensor | tuple, form: str, *, matrix: bool = False, samples: str = "columns"
-) -> np.ndarray:
-    """A :func:`gradient_series` result in MATLAB's layout.
-
-    ``full``/``step``: each block ``(Q, TS, S, T2, R)`` becomes ``S x R x TS x T2 x Q``
-    (``J(:,:,t,u,q) = dY{t}(:,q)/dX{u}(:,q)``; for ``step`` the fourth index is the lag
-    ``d+1``), in a numOutputs x numInputs cell when there are several. ``sum``: the
-    gradient has the inputs' layout (numInputs x TS cell of R x Q, or R x TS for a plain
-    one-series matrix).
-    """
-    if form == "sum":
-        grads = result if isinstance(result, tuple) else (result,)
-        arrays = [to_numpy(g.double()) for g in grads]
-        return matfile.sequences_to_matlab(arrays, matrix=matrix, samples=samples)
-    rows = [list(r) for r in result] if isinstance(result, tuple) else [[result]]
-    blocks = [
-        [matfile.sequence_jacobian_to_matlab(to_numpy(b.double())) for b in row] for row in rows
-    ]
-    if len(blocks) == 1 and len(blocks[0]) == 1:
-        return blocks[0][0]
-    cell = np.empty((len(blocks), len(blocks[0])), dtype=object)
-    for k, row in enumerate(blocks):
-        for j, block in enumerate(row):
-            cell[k, j] = block
-    return cell
-
-
 def _opt(states: Sequence[Any] | None, place: dict[str, Any]) -> tuple[Tensor | None, ...] | None:
     if states is None:
         return None
     return tuple(None if s is None else torch.as_tensor(s, **place) for s in states)
-
-
-# --------------------------------------------------------------------------------------
-# Reading time-series data from a MAT-file (the CLI's and the MATLAB helpers' route)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SeriesData:
-    """Batch-first arrays read from a MAT-file for :func:`predict_series` (None: absent)."""
-
-    inputs: list[np.ndarray]
-    xi: list[np.ndarray] | None
-    ai: list[np.ndarray] | None
-    targets: list[np.ndarray] | None
-    known_inputs: list[np.ndarray] | None
-    known_targets: list[np.ndarray] | None
-    steps: int | None
-    matrix: bool  # the inputs were one plain matrix: write results the same way
-
-    def how(self, *, prepare: bool, closed_loop: bool, steps: int | None) -> dict[str, Any]:
-        """Keyword arguments for :func:`plan_run` (and so :func:`predict_series`,
-        :func:`gradient_series`) from this data and the run options."""
-        return {
-            "xi": self.xi,
-            "ai": self.ai,
-            "targets": self.targets,
-            "prepare": prepare,
-            "closed_loop": closed_loop,
-            "known_inputs": self.known_inputs,
-            "known_targets": self.known_targets,
-            "steps": steps if steps is not None else self.steps,
-        }
-
-
-def series_from_file(net: Any, args: Any) -> SeriesData:
-    """Read the series named by the CLI options (``--inputs FILE``, ``--inputs-var``,
-    ``--xi-var``, ``--ai-var``, ``--targets-var``, ``--known-inputs-var``,
-    ``--known-targets-var``, ``--samples``) in MATLAB's layout, for ``net``.
-
-    Which inputs the series hold depends on the mode: with ``--prepare``/``--targets-var``,
-    ``--closed-loop`` or a known sequence they are the non-feedback inputs (MATLAB's
-    ``Xnf``); otherwise every network input, the open-loop feedback input included.
-    """
-    spec = net.spec
-    source = args.inputs
-    variables = matfile.read_mat(source)
-    samples = args.samples
-    known = bool(args.known_inputs_var or args.known_targets_var)
-    non_feedback = bool(args.prepare or args.targets_var or args.closed_loop or known)
-    if non_feedback:
-        sizes = tuple(i.size for i in spec.inputs if i.feedback_output is None)
-    else:
-        sizes = tuple(net.input_sizes)
-    fb_sizes = tuple(o.size for o in spec.outputs if o.feedback_mode != "none")
-    out_sizes = tuple(o.size for o in spec.outputs)
-
-    def read(name: str) -> Any:
-        return matfile.resolve(variables, name, source=source)
-
-    def seqs(value: Any, sig: tuple[int, ...], what: str) -> tuple[list[np.ndarray], int, bool]:
-        return matfile.sequences_from_matlab(value, sig, samples=samples, what=what)
-
-    inputs: list[np.ndarray] = []
-    steps, matrix = None, False
-    if args.inputs_var or sizes:
-        defaults = ("X", "x") if not known else ("X2", "x2")
-        exclude = tuple(
-            v for v in (args.targets_var, args.known_inputs_var, args.known_targets_var) if v
-        )
-        name, value = matfile.select_variable(
-            variables, args.inputs_var, source=source, defaults=defaults, exclude=exclude
-        )
-        try:
-            inputs, steps, matrix = seqs(value, sizes, f"{source}: '{name}'")
-        except Mat2GradError as exc:
-            fed = [i.index for i in spec.inputs if i.feedback_output is not None]
-            if non_feedback or not fed:
-                raise
-            raise Mat2GradError(
-                f"{exc}. Input(s) {fed} are open-loop feedback inputs: give their series too, "
-                "or give only the other inputs with the targets (--targets-var T), as "
-                "preparets(net, X, {}, T) does"
-            ) from None
-
-    def targets_of(name: str, feedback_only: bool = False) -> list[np.ndarray]:
-        """One series per output, or per feedback output (the form preparets takes)."""
-        value = read(name)
-        rows = value.shape[0] if isinstance(value, np.ndarray) and value.dtype == object else 1
-        if rows != len(out_sizes) or len(out_sizes) == len(fb_sizes):
-            return seqs(value, fb_sizes or out_sizes, f"{source}: '{name}'")[0]
-        series = seqs(value, out_sizes, f"{source}: '{name}'")[0]
-        if feedback_only:
-            series = [
-                s for s, o in zip(series, spec.outputs, strict=True) if o.feedback_mode != "none"
-            ]
-        return series
-
-    xi = ai = None
-    if args.xi_var:
-        xi = matfile.states_from_matlab(
-            read(args.xi_var),
-            tuple(net.input_sizes),
-            spec.num_input_delays,
-            samples=samples,
-            what=f"{source}: '{args.xi_var}'",
-        )
-    if args.ai_var:
-        ai = matfile.states_from_matlab(
-            read(args.ai_var),
-            tuple(layer.size for layer in spec.layers),
-            spec.num_layer_delays,
-            samples=samples,
-            what=f"{source}: '{args.ai_var}'",
-        )
-    known_inputs = known_targets = None
-    if known:
-        known_sizes = tuple(i.size for i in spec.inputs if i.feedback_output is None)
-        if known_sizes and not args.known_inputs_var:
-            raise Mat2GradError("--known-targets-var needs --known-inputs-var (the known X1)")
-        if args.known_inputs_var:
-            known_inputs = seqs(
-                read(args.known_inputs_var),
-                known_sizes,
-                f"{source}: '{args.known_inputs_var}'",
-            )[0]
-        else:
-            known_inputs = []
-        if args.known_targets_var:
-            known_targets = targets_of(args.known_targets_var, feedback_only=True)
-    return SeriesData(
-        inputs=inputs,
-        xi=xi,
-        ai=ai,
-        targets=targets_of(args.targets_var) if args.targets_var else None,
-        known_inputs=known_inputs,
-        known_targets=known_targets,
-        steps=steps if not sizes else None,
-        matrix=matrix,
-    )

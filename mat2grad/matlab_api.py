@@ -22,7 +22,8 @@ per input (a MATLAB cell). Results are float64 numpy arrays in MATLAB layout (``
 ``S x Q``), a tuple for several outputs; MATLAB turns them into doubles with ``double(...)``.
 
 Everything else is the commands' and the library's: loading, the layout conversion of
-:mod:`mat2grad.matfile`, evaluation. Errors are :class:`mat2grad.Mat2GradError`, which MATLAB
+:mod:`mat2grad.matfile` (values as ``py.`` hands them over: its ``python_values``),
+evaluation. Errors are :class:`mat2grad.Mat2GradError`, which MATLAB
 reports as ``Python Error: Mat2GradError: <message>``.
 """
 
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from . import matfile
 from .commands import RESULT_COMMANDS, MemoryResults, PredictOptions, Variables, from_values
 from .commands import predict as predict_command
 from .commands.messages import one_line, warnings_on_stderr
@@ -43,7 +45,6 @@ from .commands.sources import load_model
 from .contract import DTYPES, contract_of
 from .errors import Mat2GradError
 from .loading import is_onnx, load
-from .matfile import as_float
 
 __all__ = ["COMMANDS", "predict", "run"]
 
@@ -109,12 +110,14 @@ def predict(
             f"matlab_api.predict: {path}: the network is dynamic (delays or feedback); give "
             "its time series to matlab_api.run('predict', path, X=..., Xi=..., Ai=...)"
         )
-    value = _cell(x, "X") if isinstance(x, list | tuple) else _array(x, "X", onnx)
+    if isinstance(x, list | tuple):
+        value = matfile.cell_from_python(x, "X")
+    else:
+        value = matfile.array_from_python(x, "X", onnx)
     results = MemoryResults()
     data = Variables({"X": value}, quote=False)
     predict_command.run(replace(opts, data=data, inputs_var="X"), results, loader=_cached_load)
-    y = results.variables["Y"]
-    return tuple(y[:, 0]) if y.dtype == object else y
+    return matfile.outputs_to_python(results.variables["Y"])
 
 
 def run(command: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -158,7 +161,9 @@ def run(command: str, path: str, **kwargs: Any) -> dict[str, Any]:
                 spec.options,
                 options,
                 file=str(path),
-                data=Variables({n: _data_value(v, n) for n, v in data.items()}) if data else None,
+                data=Variables({n: matfile.value_from_python(v, n) for n, v in data.items()})
+                if data
+                else None,
             )
             spec.run(opts, results)
     except Mat2GradError as exc:
@@ -169,7 +174,7 @@ def run(command: str, path: str, **kwargs: Any) -> dict[str, Any]:
         raise Mat2GradError(
             f"internal error: {type(exc).__name__}: {one_line(str(exc))} (please report it)"
         ) from exc
-    return {name: _plain(value) for name, value in results.variables.items()}
+    return {name: matfile.result_to_python(value) for name, value in results.variables.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -195,64 +200,3 @@ def _load(
     key: tuple[Any, ...], path: str, network: str | None, options: tuple[Any, ...]
 ) -> nn.Module:
     return load(path, network, **{k: list(v) if isinstance(v, tuple) else v for k, v in options})
-
-
-# --------------------------------------------------------------------------------------
-# MATLAB's values as Python receives them, and back
-# --------------------------------------------------------------------------------------
-
-
-def _data_value(value: Any, name: str) -> np.ndarray:
-    """A data variable as MATLAB hands it over -> a matrix, or a cell."""
-    return _cell(value, name) if isinstance(value, list | tuple) else _matrix(value, name)
-
-
-def _cell(items: list[Any] | tuple[Any, ...], name: str) -> np.ndarray:
-    """A MATLAB cell sent as a tuple of row tuples -> a cell (object array) of that shape;
-    a flat tuple/list of matrices -> an N x 1 cell (one matrix per input or output)."""
-    rows = [list(r) if isinstance(r, list | tuple) else [r] for r in items]
-    if rows and not all(isinstance(r, list | tuple) for r in items):
-        rows = [[r] for r in items]
-    width = max((len(r) for r in rows), default=0)
-    if any(len(r) != width for r in rows):
-        raise Mat2GradError(f"{name}: the rows of the cell have different lengths")
-    cell = np.empty((len(rows), width), dtype=object)
-    for i, row in enumerate(rows):
-        for j, item in enumerate(row):
-            cell[i, j] = _matrix(item, f"{name}{{{i + 1},{j + 1}}}")
-    return cell
-
-
-def _array(x: Any, what: str, onnx: bool) -> np.ndarray:
-    """One array as MATLAB hands it over: a float64 matrix for a MATLAB network; for an
-    ONNX model its own type (integer inputs stay integers), a 1-D array as 1 x N."""
-    if not onnx:
-        return _matrix(x, what)
-    value = np.asarray(x)
-    return value.reshape(1, -1) if value.ndim < 2 and value.dtype != object else value
-
-
-def _matrix(x: Any, what: str) -> np.ndarray:
-    """A numeric value as MATLAB hands it over -> a float64 matrix (a scalar 1 x 1, a
-    1-D buffer a 1 x N row vector)."""
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise Mat2GradError(
-            f"{what}: expected a real numeric matrix, found {type(x).__name__}"
-        ) from None
-    if arr.ndim == 0:
-        return arr.reshape(1, 1)
-    if arr.ndim == 1:  # MATLAB passes a 1 x N row vector as a 1-D buffer
-        return arr.reshape(1, -1)
-    return arr
-
-
-def _plain(value: Any) -> Any:
-    """A result variable, in MATLAB's layout -> float64 arrays (a scalar 1 x 1), and lists
-    of rows for cells (MATLAB converts a list of lists into a 2-D cell)."""
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        return [[_plain(item) for item in row] for row in value]
-    if isinstance(value, str):
-        return value
-    return as_float(value, "result")

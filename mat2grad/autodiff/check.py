@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .. import matfile
 from ..contract import contract_of
 from ..errors import Mat2GradError
 from .jacobian import jacobian_chunks
@@ -285,9 +286,9 @@ def check_points(
         )
     examples = [getattr(i, "example", None) for i in inputs]
     if all(e is not None for e in examples):
-        q = min(e.shape[1] for e in examples)
+        q = min(matfile.example_count(e) for e in examples)
         idx = np.unique(np.linspace(0, q - 1, min(q, max_samples)).round().astype(int))
-        pts = [np.ascontiguousarray(np.asarray(e[:, idx], dtype=np.float64).T) for e in examples]
+        pts = [matfile.example_samples(e, idx) for e in examples]
         return pts, f"{len(idx)} of the network's stored example inputs (exampleInput)"
     ranges = [getattr(i, "range", None) for i in inputs]
     if all(r is not None and np.all(np.isfinite(r)) for r in ranges):

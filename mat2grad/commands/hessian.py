@@ -55,8 +55,6 @@ def run(
 
 def _run_onnx(opts: HessianOptions, model: Any, inputs: list[Any], results: Results) -> None:
     """hessian for ONNX models: one --wrt input, one output, H and Y in the --layout."""
-    from ..matfile.onnx_layout import ResultLayout  # ONNX models only
-
     wrt = wrt_indices(opts, model)
     if len(wrt) != 1:
         names = ", ".join(model.input_names[j] for j in wrt)
@@ -70,7 +68,7 @@ def _run_onnx(opts: HessianOptions, model: Any, inputs: list[Any], results: Resu
             f"{len(model.output_names)}: {', '.join(model.output_names)}); use the Python "
             "API, mat2grad.hessian(net, *x, output=(i, k), wrt=j)"
         )
-    res = ResultLayout(model, opts.layout or "matlab", opts.samples)
+    res = matfile.ResultLayout(model, opts.layout or "matlab", opts.samples)
     shape = model.output_shapes[0]
     if any(d is None for d in shape):  # symbolic: the size these inputs give
         shape = outputs(model, [x[:1] for x in inputs])[0].shape[1:]

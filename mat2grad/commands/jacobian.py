@@ -8,7 +8,7 @@ from typing import Any
 from .. import matfile
 from ..autodiff import jacobian_chunks
 from ..contract import contract_of, to_numpy
-from ..dynamic import gradient_series, gradient_to_matlab
+from ..dynamic import gradient_series
 from ..errors import Mat2GradError
 from ..loading import is_onnx
 from .options import SERIES_OPTIONS, JacobianOptions
@@ -46,10 +46,9 @@ def run(
         return
     chunks = jacobian_chunks(model, *inputs, mode=opts.mode, chunk_size=opts.chunk_size)
     outs, ins = chunks.output_shapes, chunks.input_shapes
-    single = len(outs) == 1 and len(ins) == 1
     layout = {
-        "J": (*outs[0], *ins[0]) if single else [[(*o, *i) for i in ins] for o in outs],
-        "Y": outs[0] if len(outs) == 1 else [[o] for o in outs],
+        "J": matfile.result_cell([[(*o, *i) for i in ins] for o in outs]),
+        "Y": matfile.output_cell(outs),
     }
     with results.stream(
         chunks.num_samples, layout, samples=opts.samples, format=opts.format
@@ -58,30 +57,24 @@ def run(
             writer.write(
                 chunk.start,
                 {
-                    "J": chunk.jacobian[0][0] if single else chunk.jacobian,
-                    "Y": chunk.outputs[0] if len(outs) == 1 else [[o] for o in chunk.outputs],
+                    "J": matfile.result_cell(chunk.jacobian),
+                    "Y": matfile.output_cell(chunk.outputs),
                 },
             )
 
 
 def _run_onnx(opts: JacobianOptions, model: Any, inputs: list[Any], results: Results) -> None:
     """jacobian for ONNX models: J and Y in the --layout, streamed chunk by chunk."""
-    from ..matfile.onnx_layout import ResultLayout  # ONNX models only
-
     wrt = wrt_indices(opts, model)
     chunks = jacobian_chunks(model, *inputs, mode=opts.mode, chunk_size=opts.chunk_size, wrt=wrt)
-    res = ResultLayout(model, opts.layout or "matlab", opts.samples)
+    res = matfile.ResultLayout(model, opts.layout or "matlab", opts.samples)
     outs, ins = chunks.output_shapes, chunks.input_shapes
-    single = len(outs) == 1 and len(ins) == 1
     j_blocks = [
         [res.jacobian_block(k, j, o, i) for j, i in zip(wrt, ins, strict=True)]
         for k, o in enumerate(outs)
     ]
     y_blocks = [res.output_block(k, o) for k, o in enumerate(outs)]
-    layout = {
-        "J": j_blocks[0][0] if single else j_blocks,
-        "Y": y_blocks[0] if len(outs) == 1 else [[b] for b in y_blocks],
-    }
+    layout = {"J": matfile.result_cell(j_blocks), "Y": matfile.output_cell(y_blocks)}
     with results.stream(
         chunks.num_samples, layout, samples=opts.samples, format=opts.format
     ) as writer:
@@ -91,10 +84,7 @@ def _run_onnx(opts: JacobianOptions, model: Any, inputs: list[Any], results: Res
                 for k, row in enumerate(chunk.jacobian)
             ]
             Y = [res.output_chunk(k, y) for k, y in enumerate(chunk.outputs)]
-            writer.write(
-                chunk.start,
-                {"J": J[0][0] if single else J, "Y": Y[0] if len(Y) == 1 else [[y] for y in Y]},
-            )
+            writer.write(chunk.start, {"J": matfile.result_cell(J), "Y": matfile.output_cell(Y)})
 
 
 def run_dynamic(opts: JacobianOptions, model: Any, results: Results) -> None:
@@ -126,7 +116,9 @@ def run_dynamic(opts: JacobianOptions, model: Any, results: Results) -> None:
     name = "dX" if form == "sum" else "J"
     results.save(
         {
-            name: gradient_to_matlab(result, form, matrix=data.matrix, samples=opts.samples),
+            name: matfile.series_gradient_to_matlab(
+                result, form, matrix=data.matrix, samples=opts.samples
+            ),
             "Y": matfile.sequences_to_matlab(outs, matrix=data.matrix, samples=opts.samples),
         }
     )

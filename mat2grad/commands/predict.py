@@ -43,13 +43,11 @@ def run(
     refuse_series_options(opts, SERIES_OPTIONS)
     ys = outputs(model, inputs_of(opts, model))
     if is_onnx(opts.file):
-        from ..matfile.onnx_layout import ResultLayout  # ONNX models only
-
-        res = ResultLayout(model, opts.layout or "matlab", opts.samples)
+        res = matfile.ResultLayout(model, opts.layout or "matlab", opts.samples)
         y = [res.output_array(k, o) for k, o in enumerate(ys)]
     else:
         y = [matfile.samples_to_matlab(o, opts.samples) for o in ys]
-    results.save({"Y": y[0] if len(y) == 1 else column_cell(y)})
+    results.save({"Y": y[0] if len(y) == 1 else matfile.column_cell(y)})
 
 
 def _run_dynamic(opts: PredictOptions, model: Any, results: Results) -> None:
@@ -72,11 +70,3 @@ def _run_dynamic(opts: PredictOptions, model: Any, results: Results) -> None:
 
 def _float64(t: Any) -> np.ndarray:
     return to_numpy(t.double())
-
-
-def column_cell(items: Sequence[Any]) -> np.ndarray:
-    """One result per output as MATLAB's numOutputs x 1 cell."""
-    cell = np.empty((len(items), 1), dtype=object)
-    for k, item in enumerate(items):
-        cell[k, 0] = item
-    return cell

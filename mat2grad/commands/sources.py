@@ -3,10 +3,8 @@ from arrays handed over in memory, in the library's batch-first layout."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,7 +12,6 @@ from torch import nn
 
 from .. import matfile
 from ..contract import contract_of, parse_dtype
-from ..dynamic import series_from_file
 from ..errors import Mat2GradError
 from ..loading import is_onnx, load
 
@@ -168,10 +165,8 @@ def inputs_of(opts: Any, model: nn.Module) -> list[Any]:
     data = read_variables(opts)
     name, value = data.select(opts.inputs_var)
     if is_onnx(opts.file):
-        from ..matfile.onnx_layout import inputs_from_mat  # ONNX models only
-
         layout = getattr(opts, "layout", None) or "matlab"  # grad has no --layout
-        return inputs_from_mat(
+        return matfile.inputs_from_mat(
             model, value, layout=layout, samples=opts.samples, what=data.what(name)
         )
     sizes = tuple(int(s[0]) for s in contract.input_shapes)
@@ -194,20 +189,33 @@ def refuse_series_options(opts: Any, names: tuple[str, ...]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def series(model: nn.Module, opts: Any) -> Any:
-    """The time series the options name, for a dynamic network
-    (:func:`mat2grad.dynamic.series_from_file`, which reads the options' attributes)."""
-    if opts.data is None:
-        return series_from_file(model, opts)
-    # NOTE: [Series given in memory]
-    # series_from_file reads its variables from the MAT-file named by `inputs`. Until it
-    # takes the variables themselves, series given in memory pass through a temporary
-    # MAT-file, and its name is taken out of the messages again.
-    with tempfile.TemporaryDirectory(prefix="mat2grad-") as folder:
-        path = os.path.join(folder, "data.mat")
-        matfile.write_mat(path, opts.data.values)
-        try:
-            return series_from_file(model, replace(opts, inputs=path, data=None))
-        except Mat2GradError as exc:
-            text = str(exc).replace(f"{path}: ", "").replace(path, IN_MEMORY)
-            raise Mat2GradError(text) from None
+def series(model: nn.Module, opts: Any) -> matfile.SeriesData:
+    """The time series the options name, for a dynamic network, batch-first, from the
+    options' MAT-file (``inputs``) or the variables they carry in memory (``data``)."""
+    spec = model.spec
+    network = matfile.SeriesNetwork(
+        input_sizes=tuple(model.input_sizes),
+        feedback_inputs=tuple(i.index for i in spec.inputs if i.feedback_output is not None),
+        output_sizes=tuple(o.size for o in spec.outputs),
+        output_feedback=tuple(o.feedback_mode != "none" for o in spec.outputs),
+        layer_sizes=tuple(layer.size for layer in spec.layers),
+        num_input_delays=spec.num_input_delays,
+        num_layer_delays=spec.num_layer_delays,
+    )
+    names = matfile.SeriesNames(
+        inputs=opts.inputs_var,
+        xi=opts.xi_var,
+        ai=opts.ai_var,
+        targets=opts.targets_var,
+        known_inputs=opts.known_inputs_var,
+        known_targets=opts.known_targets_var,
+    )
+    data = read_variables(opts)
+    return matfile.series_from_variables(
+        data.values,
+        network,
+        names,
+        samples=opts.samples,
+        source=data.source,
+        prepared=bool(opts.prepare or opts.closed_loop),
+    )

@@ -11,7 +11,7 @@ from torch import nn
 
 from .._version import __version__
 from ..contract import contract_of
-from .matlab_layout import BATCH_FIRST_TEXT, MATLAB_TEXT, data_format, dims_with_batch
+from ..matfile.export_layout import BATCH_FIRST_TEXT, MATLAB_TEXT, data_format, dims_with_batch
 
 __all__ = ["FORMAT_NAMES", "description", "docstring", "io_names"]
 

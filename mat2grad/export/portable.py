@@ -67,8 +67,8 @@ from torch import Tensor, fx, nn
 
 from ..contract import describe_like
 from ..errors import Mat2GradError
+from ..matfile.export_layout import from_matlab, to_matlab
 from .generalise import generalise, tracing_variant
-from .matlab_layout import from_matlab, to_matlab
 from .record import TRACE_BATCHES, NotDirect, record
 
 if TYPE_CHECKING:  # annotations only: importing mat2grad.onnx loads onnx and onnx2torch

@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from ..contract import contract_of, to_numpy
 from ..errors import Mat2GradError, first_line
+from ..matfile.export_layout import arrays_from_matlab, arrays_to_matlab
 from .describe import FORMAT_NAMES
-from .matlab_layout import arrays_from_matlab, arrays_to_matlab
 from .prepare import example_inputs
 
 __all__ = ["verify"]

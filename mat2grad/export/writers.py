@@ -18,8 +18,13 @@ from torch import Tensor, nn
 
 from .._version import __version__
 from ..errors import Mat2GradError
+from ..matfile.export_layout import (
+    batch_axis,
+    check_vector_inputs,
+    dims_with_batch,
+    example_to_matlab,
+)
 from .describe import docstring, io_names
-from .matlab_layout import batch_axis, check_vector_inputs, dims_with_batch, example_to_matlab
 from .portable import Portable
 
 __all__ = [

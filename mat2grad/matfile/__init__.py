@@ -15,11 +15,19 @@ conversion between the two, and every byte read from or written to a MAT-file, i
 ``sequences``      time series (numSignals x TS cells), delay states
 ``layout_kinds``   ONNX models' arrays by layout kind (features, image, volume, sequence)
 ``onnx_layout``    ONNX models' inputs from MAT data, results in the chosen layout
+``records``        where things sit in a saved network record (cells, row indices, examples)
+``weights``        weights and biases: ``W(:)`` column-major into ``getwb``'s vector, cells
+``series``         which variables hold a dynamic network's series and states; gradients
+                   through time written back
+``memory``         per-sample results assembled in memory (``ArrayWriter``), result cells
+``python_values``  values as MATLAB's Python interface (``py.``) hands them over, and back
+``export_layout``  exported files in MATLAB's layout (``R x Q`` in, ``S x Q`` out)
 =================  =====================================================================
 
 Import the names below from ``mat2grad.matfile`` itself; the modules are its parts.
 """
 
+from . import export_layout
 from .layout import (
     SAMPLES,
     SampleBlock,
@@ -29,6 +37,7 @@ from .layout import (
     error_weights_from_matlab,
     per_sample_to_matlab,
     results_to_matlab,
+    row_cell,
     samples_from_matlab,
     samples_to_matlab,
     weight_cells,
@@ -42,14 +51,41 @@ from .layout_kinds import (
     matlab_element_order,
     matlab_to_batch,
 )
+from .memory import ArrayWriter, output_cell, result_cell, sample_block
 from .onnx_layout import ResultLayout, inputs_from_mat, matlab_size_text
 from .paths import parse_path, resolve, select_variable, walk
+from .python_values import (
+    array_from_python,
+    cell_from_python,
+    matrix_from_python,
+    outputs_to_python,
+    result_to_python,
+    value_from_python,
+)
 from .read import read_mat
+from .records import (
+    cell_item,
+    cell_item2,
+    cell_item_or_none,
+    cell_list,
+    example_count,
+    example_samples,
+    row_indices,
+    stored_example,
+    stored_range,
+)
 from .sequences import (
     sequence_jacobian_to_matlab,
     sequences_from_matlab,
     sequences_to_matlab,
     states_from_matlab,
+)
+from .series import (
+    SeriesData,
+    SeriesNames,
+    SeriesNetwork,
+    series_from_variables,
+    series_gradient_to_matlab,
 )
 from .stream import SampleWriter
 from .tree import (
@@ -62,6 +98,7 @@ from .tree import (
     describe,
     is_cell,
 )
+from .weights import column_major, flatten_column_major, weight_cell_dicts
 from .write import (
     MAT_FORMATS,
     choose_format,
@@ -96,6 +133,25 @@ __all__ = [
     "v73_threshold",
     "SampleWriter",
     "SampleBlock",
+    # results in memory, and the cells of several outputs/inputs
+    "ArrayWriter",
+    "sample_block",
+    "result_cell",
+    "output_cell",
+    # saved network records
+    "cell_list",
+    "cell_item",
+    "cell_item2",
+    "cell_item_or_none",
+    "row_indices",
+    "stored_example",
+    "stored_range",
+    "example_count",
+    "example_samples",
+    # weights and biases
+    "column_major",
+    "flatten_column_major",
+    "weight_cell_dicts",
     # shallow networks: samples, results, weights
     "SAMPLES",
     "check_samples",
@@ -107,11 +163,26 @@ __all__ = [
     "weight_cells",
     "column",
     "column_cell",
+    "row_cell",
     # time series
     "sequences_from_matlab",
     "sequences_to_matlab",
     "states_from_matlab",
     "sequence_jacobian_to_matlab",
+    "SeriesNetwork",
+    "SeriesNames",
+    "SeriesData",
+    "series_from_variables",
+    "series_gradient_to_matlab",
+    # values through MATLAB's Python interface
+    "value_from_python",
+    "cell_from_python",
+    "array_from_python",
+    "matrix_from_python",
+    "result_to_python",
+    "outputs_to_python",
+    # exported files
+    "export_layout",
     # ONNX models
     "MATLAB_LAYOUTS",
     "matlab_to_batch",

@@ -31,6 +31,7 @@ __all__ = [
     "weight_cells",
     "column",
     "column_cell",
+    "row_cell",
     "float64_numpy",
 ]
 
@@ -226,4 +227,12 @@ def column_cell(items: Sequence[Any]) -> np.ndarray:
     cell = np.empty((len(items), 1), dtype=object)
     for k, item in enumerate(items):
         cell[k, 0] = item
+    return cell
+
+
+def row_cell(items: Sequence[Any]) -> np.ndarray:
+    """Values -> a MATLAB ``1 x n`` cell holding them (names for ``array2table``, say)."""
+    cell = np.empty((1, len(items)), dtype=object)
+    for i, item in enumerate(items):
+        cell[0, i] = item
     return cell

@@ -178,7 +178,8 @@ def select_variable(
     if len(candidates) == 1:
         return candidates[0], variables[candidates[0]]
     listed = ", ".join(f"{n} ({describe(variables[n])})" for n in candidates) or "none"
+    where = f"{source}: " if source else ""
     raise Mat2GradError(
-        f"{source}: which variable holds the {role}? No variable is named "
+        f"{where}which variable holds the {role}? No variable is named "
         f"{' or '.join(defaults)}; candidates: {listed}. Name it with {option} NAME"
     )

@@ -1,8 +1,10 @@
-"""MATLAB's layout of a network's weights and biases: the ``getwb`` vector (which blocks,
-in which order, each flattened column-major) and the ``b``/``IW``/``LW`` cells.
+"""Which of a network's weights and biases make up MATLAB's ``getwb`` vector, and in which
+order; the vector itself and the ``b``/``IW``/``LW`` cells through :mod:`mat2grad.matfile`.
 
 The module's parameters are named like MATLAB's cells (``b.1``, ``IW.1_1``, ``LW.2_1``,
-1-based); the functions here are the only place that maps those names to MATLAB's layout.
+1-based). The order is a property of the network (its ``learn`` flags) and of the MATLAB
+release that calls ``getwb`` (see below), so it is decided here from the spec; flattening a
+block column-major (``W(:)``) and keying cells by index is MATLAB layout, in ``matfile``.
 
 NOTE: [getwb order]
     ``getwb(net)`` concatenates, layer by layer (i = 1..numLayers), the layer's bias
@@ -24,13 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import Tensor
 
+from ..matfile import flatten_column_major, weight_cell_dicts
 from ..shallow.record import NetworkSpec
 from .functions import check_choice
 
-__all__ = ["WB_ORDERS", "WbEntry", "column_major", "flatten_wb", "matlab_cells", "wb_layout"]
+__all__ = ["WB_ORDERS", "WbEntry", "flatten_wb", "matlab_cells", "wb_layout"]
 
 WB_ORDERS = ("bias-first", "bias-last")
 
@@ -94,22 +96,11 @@ def wb_layout(spec: NetworkSpec, wb_order: str = "bias-first") -> tuple[WbEntry,
     return tuple(entries)
 
 
-def column_major(block: Tensor, entry: WbEntry) -> Tensor:
-    """One block (trailing dims = ``entry.shape``) as MATLAB's ``W(:)``: flattened
-    column-major, leading dims kept, ``(..., entry.size)``."""
-    lead = block.shape[: block.ndim - len(entry.shape)]
-    if len(entry.shape) == 2:
-        block = block.transpose(-1, -2)  # column-major: W(:) runs down the columns
-    return block.reshape(*lead, entry.size)
-
-
 def flatten_wb(blocks: Mapping[str, Tensor], layout: Sequence[WbEntry]) -> Tensor:
     """Blocks keyed by parameter name -> one ``getwb``-ordered vector (``(..., P)``, each
-    block by :func:`column_major`, in ``layout`` order; leading dims are kept)."""
-    parts = [column_major(blocks[entry.param], entry) for entry in layout]
-    if not parts:
-        return torch.zeros(0, dtype=next(iter(blocks.values())).dtype)
-    return torch.cat(parts, dim=-1)
+    block flattened column-major by :func:`mat2grad.matfile.column_major`, in ``layout``
+    order; leading dims are kept)."""
+    return flatten_column_major(blocks, [(entry.param, entry.shape) for entry in layout])
 
 
 def matlab_cells(
@@ -117,7 +108,9 @@ def matlab_cells(
 ) -> tuple[dict[int, Tensor], dict[tuple[int, int], Tensor], dict[tuple[int, int], Tensor]]:
     """Blocks keyed by parameter name -> MATLAB's cells ``b{i}``, ``IW{i,j}``, ``LW{i,j}``
     as dicts keyed by the 1-based cell index (every connected weight; biases that exist)."""
-    db = {i: blocks[f"b.{i}"] for i in range(1, len(spec.layers) + 1) if f"b.{i}" in blocks}
-    d_iw = {(w.to, w.source): blocks[f"IW.{w.to}_{w.source}"] for w in spec.input_weights}
-    d_lw = {(w.to, w.source): blocks[f"LW.{w.to}_{w.source}"] for w in spec.layer_weights}
-    return db, d_iw, d_lw
+    return weight_cell_dicts(
+        blocks,
+        len(spec.layers),
+        [(w.to, w.source) for w in spec.input_weights],
+        [(w.to, w.source) for w in spec.layer_weights],
+    )

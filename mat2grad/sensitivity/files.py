@@ -14,7 +14,6 @@ from .. import matfile
 from ..contract import contract_of
 from ..errors import Mat2GradError
 from ..loading import find_networks, is_onnx, load
-from ..matfile.onnx_layout import inputs_from_mat
 from .api import sensitivity
 from .committee import committee
 from .dgsm import dgsm
@@ -39,8 +38,8 @@ def read_samples(
         sizes = tuple(int(i.size) for i in c.spec.inputs)
         seqs, _, _ = matfile.sequences_from_matlab(value, sizes, samples=samples, what=what)
         return seqs
-    if c.spec is None:  # an ONNX model: its layout rules live with its data helpers
-        return inputs_from_mat(model, value, layout="matlab", samples=samples, what=what)
+    if c.spec is None:  # an ONNX model: its layout rules live in matfile.onnx_layout
+        return matfile.inputs_from_mat(model, value, layout="matlab", samples=samples, what=what)
     sizes = tuple(int(s[0]) for s in c.input_shapes)
     return matfile.samples_from_matlab(value, sizes, samples=samples, what=what)
 

@@ -80,7 +80,9 @@ def chunk(x: np.ndarray, weights: np.ndarray | None = None, second: bool = True)
     centre = flat.mean(axis=0) if c else np.zeros(flat.shape[1])
     xc = flat - centre
     count = w.sum(axis=0)  # (B,)
+    # not MATLAB layout: weights (c, B) contracted over the samples, a matrix product
     s1 = w.T @ xc  # (B, n)
+    # not MATLAB layout: as above, the weighted sum of squares
     s2 = w.T @ (xc * xc) if second else s1 * (s1 / np.where(count > 0, count, 1.0)[:, None])
     safe = np.where(count > 0, count, 1.0)[:, None]
     shift = s1 / safe

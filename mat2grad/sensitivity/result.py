@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import matfile
+
 __all__ = ["SensitivityResult"]
 
 
@@ -82,8 +84,8 @@ class SensitivityResult:
         out: dict[str, Any] = {
             name: np.asarray(value, dtype=np.float64) for name, value in self.stats.items()
         }
-        out["inputs"] = _cell(self.inputs)
-        out["outputs"] = _cell(self.outputs)
+        out["inputs"] = matfile.row_cell(self.inputs)
+        out["outputs"] = matfile.row_cell(self.outputs)
         out["num_samples"] = np.float64(self.num_samples)
         out["kind"] = self.kind
         out["settings"] = {k: _setting(v) for k, v in self.settings.items() if v is not None}
@@ -92,19 +94,11 @@ class SensitivityResult:
         return out
 
 
-def _cell(names: tuple[str, ...]) -> np.ndarray:
-    """A 1 x N cell of char (``array2table`` takes it for names)."""
-    cell = np.empty((1, len(names)), dtype=object)
-    for i, n in enumerate(names):
-        cell[0, i] = n
-    return cell
-
-
 def _setting(value: Any) -> Any:
     if isinstance(value, str):
         return value
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return _cell(tuple(value))
+        return matfile.row_cell(tuple(value))
     if isinstance(value, bool | np.bool_):
         return np.float64(value)
     return np.asarray(value, dtype=np.float64)

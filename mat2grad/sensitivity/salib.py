@@ -43,7 +43,7 @@ def check_bounds(bounds: Any, r: int, where: str, *, strict: bool = True) -> np.
     ``strict``: the network's recorded ranges hold constant inputs at their one value)."""
     b = np.asarray(bounds, dtype=np.float64)
     if b.shape == (2, r) and r != 2:
-        b = b.T
+        b = b.T  # not MATLAB layout: a 2 x R [lower; upper] argument, turned to R x 2 rows
     if b.shape != (r, 2):
         raise Mat2GradError(
             f"{where}: bounds must be R x 2 [lower upper] rows for the {r} inputs; found shape "

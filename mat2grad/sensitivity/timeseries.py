@@ -69,6 +69,7 @@ def _stats(m: dict[str, mom.Moments], ddof: int) -> dict[str, np.ndarray]:
         "rms": rms,
         "mean_abs": m["abs"].mean,
     }
+    # not MATLAB layout: the library's (..., S, R, L+1) order, lags last
     out = {k: np.moveaxis(v, -3, -1) for k, v in out.items()}
     out["rms_total"] = np.sqrt(np.sum(out["rms"] ** 2, axis=-1))
     return out

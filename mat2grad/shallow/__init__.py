@@ -3,7 +3,7 @@
 The data flows through the modules in this order:
 
 * :mod:`.record` reads a saved ``network`` record into a :class:`.spec.NetworkSpec`, with
-  :mod:`.fields` (single fields), :mod:`.record_layout` (where things sit in MATLAB's
+  :mod:`.fields` (single fields), :mod:`mat2grad.matfile.records` (where things sit in MATLAB's
   layout) and :mod:`.settings` (processing settings, per format version);
 * :mod:`.functions` holds MATLAB's transfer, processing, weight and net-input functions as
   tables; :mod:`.processing` applies an input's or output's processing;

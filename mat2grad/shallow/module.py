@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..errors import Mat2GradError
 from .describe import describe_spec
 from .functions import NET_INPUT, TRANSFER, WEIGHT
+from .jacobian import closed_form
 from .processing import ProcessingChain
 from .simulate import simulate
 from .spec import NetworkSpec
@@ -156,9 +157,6 @@ class ShallowNetwork(nn.Module):
     def closed_form_jacobian(self, wrt: tuple[int, ...]) -> tuple[object | None, str]:
         """The model contract's closed-form hook (see ``mat2grad.contract.Model``): the
         closed-form Jacobian for inputs ``wrt``, or ``(None, why not)``."""
-        # function-local import: shallow/jacobian.py imports this module (a real cycle)
-        from .jacobian import closed_form
-
         return closed_form(self, wrt)
 
     # ----------------------------------------------------------------------------------

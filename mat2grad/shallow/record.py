@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import Mat2GradError
-from ..matfile import MatStruct, as_float, describe
+from ..matfile import (
+    MatStruct,
+    as_float,
+    cell_item,
+    cell_item2,
+    cell_item_or_none,
+    describe,
+    stored_example,
+    stored_range,
+)
 from .fields import (
     bool_matrix,
     float_or,
@@ -29,13 +38,6 @@ from .fields import (
     whole_number,
 )
 from .functions import NET_INPUT, TRANSFER, WEIGHT, lookup
-from .record_layout import (
-    cell_item,
-    cell_item2,
-    cell_item_or_none,
-    stored_example,
-    stored_range,
-)
 from .settings import parse_steps
 from .spec import (  # noqa: F401  respec: a compatibility re-export (old import path)
     InputSpec,

@@ -18,10 +18,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import Mat2GradError
-from ..matfile import MatStruct, as_float, describe
+from ..matfile import MatStruct, as_float, cell_list, describe, row_indices
 from .fields import text
 from .functions import PROCESSING, lookup
-from .record_layout import cell_list, row_indices
 from .spec import ProcessStep, Where
 
 __all__ = ["parse_steps", "process_step"]

@@ -377,7 +377,7 @@ def test_gradient_series_after_preparets_in_matlab_layout(form):
         expected = seq.sequence_gradient(net, *p.x, xi=p.xi, ai=p.ai)
     for a, b in zip(blocks(result)[0], blocks(expected)[0], strict=True):  # wrt x and t
         assert_close(a.numpy(), b.numpy(), 0.0, form)
-    m = D.gradient_to_matlab(result, form)
+    m = matfile.series_gradient_to_matlab(result, form)
     if form == "sum":  # inputs' layout: numInputs x TS cell of R x Q
         assert m.shape == (2, 8) and m[0, 3].shape == (2, 2) and m[1, 3].shape == (1, 2)
         np.testing.assert_array_equal(m[1, 3], result[1][:, 3, :].numpy().T)

@@ -3,7 +3,7 @@ sample per column, as ``sim(net, X)`` (``matlab_layout=True``), instead of batch
 / ``(Q, S)``. See NOTE: [Converted-file layout] in ``mat2grad.export``.
 
 Every transpose of the export path is one of the small functions here, so that the layout has
-one home in this package.
+its one home in :mod:`mat2grad.matfile`; the export package imports them from this module.
 """
 
 from __future__ import annotations

@@ -2,18 +2,18 @@
 
 Cells are listed in MATLAB's column-major order, row indices are 1-based, and the stored
 ``exampleInput`` (``R x Q``, one column per sample) and ``range`` (``R x 2``, ``[min max]``)
-keep MATLAB's orientation. Every such rule of the record reader is one function here.
+keep MATLAB's orientation; :func:`example_samples` hands stored examples over batch-first.
+Every such rule of the record reader is one function here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import Mat2GradError
-from ..matfile import as_float, describe
-from .spec import Where
+from .tree import as_float, describe
 
 __all__ = [
     "cell_list",
@@ -23,7 +23,16 @@ __all__ = [
     "row_indices",
     "stored_example",
     "stored_range",
+    "example_count",
+    "example_samples",
 ]
+
+
+class Context(Protocol):
+    """Where in a record a value sits, for messages (the shallow reader's context)."""
+
+    def err(self, what: str, message: str) -> Exception:
+        """The error to raise for ``what``, saying ``message``."""
 
 
 def cell_list(value: Any) -> list[Any]:
@@ -37,7 +46,7 @@ def cell_list(value: Any) -> list[Any]:
     return [value]
 
 
-def cell_item(value: Any, k: int, ctx: Where, what: str) -> Any:
+def cell_item(value: Any, k: int, ctx: Context, what: str) -> Any:
     """Element ``k`` (0-based, column-major) of a cell, ``what{k+1}``."""
     items = cell_list(value)
     if k >= len(items):
@@ -45,7 +54,7 @@ def cell_item(value: Any, k: int, ctx: Where, what: str) -> Any:
     return items[k]
 
 
-def cell_item2(value: Any, i: int, j: int, ctx: Where, what: str) -> Any:
+def cell_item2(value: Any, i: int, j: int, ctx: Context, what: str) -> Any:
     """Element ``what{i+1,j+1}`` of a 2-D cell (0-based ``i``, ``j``)."""
     if not (isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 2):
         raise ctx.err(what, f"expected a cell array, found {describe(value)}")
@@ -62,7 +71,7 @@ def cell_item_or_none(value: Any, k: int) -> Any:
     return items[k] if k < len(items) else None
 
 
-def row_indices(value: Any, n: int, ctx: Where, what: str) -> np.ndarray:
+def row_indices(value: Any, n: int, ctx: Context, what: str) -> np.ndarray:
     """MATLAB's 1-based row numbers (of ``n`` rows) as 0-based int64 indices."""
     if value is None:
         return np.zeros(0, dtype=np.int64)
@@ -88,3 +97,14 @@ def stored_range(value: Any, size: int) -> np.ndarray | None:
     except Mat2GradError:
         return None
     return arr if arr.shape == (size, 2) else None
+
+
+def example_count(example: np.ndarray) -> int:
+    """The number of samples Q of a stored ``exampleInput`` (``R x Q``)."""
+    return int(example.shape[1])
+
+
+def example_samples(example: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Samples ``idx`` (0-based) of a stored ``exampleInput`` (``R x Q``), batch-first
+    ``(len(idx), R)`` float64, contiguous."""
+    return np.ascontiguousarray(np.asarray(example[:, idx], dtype=np.float64).T)
