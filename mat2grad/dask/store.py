@@ -90,10 +90,18 @@ def _regular(x: da.Array) -> da.Array:
 
 
 def to_zarr(
-    path: str | os.PathLike[str], arrays: Mapping[str, da.Array], *, progress: bool | None = None
+    path: str | os.PathLike[str],
+    arrays: Mapping[str, da.Array],
+    *,
+    compress: bool = False,
+    progress: bool | None = None,
 ) -> Path:
     """Write ``arrays`` (name -> batch-first dask array) as the arrays of one zarr group at
     ``path``, block by block on the workers (who need ``path`` on a shared file system).
+
+    ``compress=False`` (the default) stores raw chunks: float64 derivatives barely compress,
+    and zarr's default compressor measured 4.6x the Jacobian's own time per block (the
+    10-20-3 network, one thread); ``True`` keeps zarr's default codec.
 
     Returns:
         The store's path, which appears only once every block is written.
@@ -104,9 +112,10 @@ def to_zarr(
     """
     target = Path(path).absolute()
     _names(arrays, target)
+    codec = {} if compress else {"compressors": None}
     with _atomic_dir(target) as tmp:
         writes = [
-            da.to_zarr(_regular(x), str(tmp), component=name, compute=False)
+            da.to_zarr(_regular(x), str(tmp), component=name, compute=False, **codec)
             for name, x in arrays.items()
         ]
         compute(*writes, progress=progress)
