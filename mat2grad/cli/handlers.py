@@ -23,7 +23,19 @@ def _info(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     """predict, jacobian, hessian, grad: the command writes its results to -o OUT.mat."""
     command = commands.RESULT_COMMANDS[args.command]
+    if getattr(args, "scheduler", None) or getattr(args, "workers", None):
+        return _dask(args)
     command.run(from_namespace(command.options, args))
+    return 0
+
+
+def _dask(args: argparse.Namespace) -> int:
+    """predict, jacobian with --scheduler/--workers: on Dask, the result file printed."""
+    from ..commands import dask_run  # deferred: the optional dask extra (start-up time)
+
+    command = commands.RESULT_COMMANDS[args.command]
+    opts = from_namespace(command.options, args)
+    print(dask_run.run(opts, from_namespace(dask_run.DaskOptions, args)))
     return 0
 
 

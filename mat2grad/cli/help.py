@@ -3,7 +3,15 @@ command's one-line help and description."""
 
 from __future__ import annotations
 
-__all__ = ["CHECK_ONNX", "COMMANDS", "CONVERT_EPILOG", "CONVERT_DTYPE", "EPILOG"]
+__all__ = ["CHECK_ONNX", "COMMANDS", "CONVERT_EPILOG", "CONVERT_DTYPE", "DASK_GROUP", "EPILOG"]
+
+DASK_GROUP = (
+    "With --scheduler or --workers a static MATLAB network runs on Dask, block by block, and "
+    "the results are written block by block (with Dask's progress bar on a terminal): -o "
+    "OUT.mat in MATLAB's layout (--format v7.3 for results over 2 GiB), or -o OUT.zarr with "
+    "batch-first arrays (J Q x S x R). A v7.3 --inputs file is read lazily (name the "
+    "variable with --inputs-var); .npy and .zarr inputs are batch-first (Q x R)."
+)
 
 EPILOG = """\
 Data layout: MAT-files hold MATLAB's layout (inputs R x Q, one column per sample; outputs
@@ -21,6 +29,9 @@ examples:
   mat2grad check net.mat
   mat2grad grad net.mat --inputs data.mat --targets data.mat -o G.mat
   mat2grad convert net.mat -o net.onnx
+  mat2grad jacobian net.mat --inputs big.mat --inputs-var X --workers 2 -o J.zarr
+  mat2grad jacobian net.mat --inputs big.mat --inputs-var X --scheduler tcp://head:8786 \\
+      --format v7.3 -o J.mat
 
 ONNX models (.onnx): data in MATLAB's layout by default (features C x N, images
 H x W x C x N, sequences C x N x T; a cell with one array per input, in the model's input

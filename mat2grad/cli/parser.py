@@ -11,7 +11,7 @@ from functools import partial
 from .._version import __version__
 from ..commands import CHOICES
 from ..export import DEFAULT_OPSET, ONNX_OPSETS
-from .help import CHECK_ONNX, COMMANDS, CONVERT_DTYPE, CONVERT_EPILOG, EPILOG
+from .help import CHECK_ONNX, COMMANDS, CONVERT_DTYPE, CONVERT_EPILOG, DASK_GROUP, EPILOG
 
 __all__ = ["build_parser"]
 
@@ -326,6 +326,34 @@ def _add_form_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dask_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
+    """Scale-out on Dask (predict, jacobian; needs mat2grad[dask])."""
+    g = p.add_argument_group("Dask (pip install mat2grad[dask])", DASK_GROUP)
+    where = g.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the Dask cluster at ADDRESS (tcp://HOST:8786); workers need FILE and "
+        "the data at the same paths",
+    )
+    where.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        help="run on N local worker processes (a LocalCluster started and stopped here)",
+    )
+    g.add_argument(
+        "--block-size",
+        metavar="N",
+        type=int,
+        help="samples per Dask task (default 65536, or the chunks of a zarr input)",
+    )
+    if threads:
+        g.add_argument(
+            "--threads", type=int, metavar="N", help="torch CPU threads per worker (default 1)"
+        )
+
+
 #: The argument groups of each command, in the order its --help lists them.
 _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
     "info": (_add_info_args,),
@@ -335,6 +363,7 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
         _add_output_args,
         partial(_add_onnx_args, wrt=False),
         _add_dynamic_args,
+        _add_dask_args,
     ),
     "jacobian": (
         _add_model_args,
@@ -344,6 +373,7 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
         _add_onnx_args,
         _add_dynamic_args,
         _add_form_args,
+        partial(_add_dask_args, threads=False),
     ),
     "hessian": (
         _add_model_args,

@@ -1,0 +1,120 @@
+"""``predict`` and ``jacobian`` on Dask (``--scheduler ADDRESS`` or ``--workers N``): the
+same results as the in-memory commands, computed block by block on a cluster and written
+block by block, never gathered whole.
+
+Inputs: a MAT v7.3 variable is read lazily by the workers (R x Q, or Q x R with
+``--samples rows``); a v7 MAT-file is read here and sent in blocks; ``.npy`` and ``.zarr``
+inputs are batch-first arrays (Q x R, one sample per row: Python's layout). Results: a
+MAT-file in MATLAB's layout (J S x R x Q, Y S x Q; ``--format``), or a zarr store (a name
+ending in ``.zarr``) holding batch-first arrays J (Q, S, R) and Y (Q, S). The network (a
+static MATLAB network) travels as its file and network path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..contract import contract_of
+from ..errors import Mat2GradError
+from ..loading import is_onnx
+from .options import JacobianOptions, PredictOptions
+from .sources import inputs_of, load_model
+
+__all__ = ["DaskOptions", "run"]
+
+
+@dataclass(kw_only=True)
+class DaskOptions:
+    """Where the tasks run (a scheduler's address, or N local worker processes started and
+    stopped by the command), samples per task, and torch threads per worker thread."""
+
+    command: ClassVar[str] = "dask"
+    scheduler: str | None = None
+    workers: int | None = None
+    block_size: int | None = None
+    threads: int | None = None
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.scheduler or self.workers)
+
+
+def run(opts: PredictOptions | JacobianOptions, how: DaskOptions) -> Path:
+    """Run ``opts.command`` (predict or jacobian) on Dask and write ``opts.output``."""
+    try:
+        from .. import dask as m2d  # deferred: the optional dask extra, and start-up time
+    except ImportError as exc:
+        raise Mat2GradError(
+            f"--scheduler/--workers need Dask ({exc}); install it with: pip install "
+            "'mat2grad[dask]'"
+        ) from None
+    if not opts.output:
+        raise Mat2GradError(f"{opts.command} on Dask writes a file: pass -o OUT.mat or OUT.zarr")
+    if is_onnx(opts.file):
+        raise Mat2GradError(
+            f"{opts.file}: --scheduler/--workers take MATLAB networks; for ONNX models use "
+            "the Python API mat2grad.dask (batch-first arrays)"
+        )
+    model = load_model(opts, None)
+    if contract_of(model).is_dynamic:
+        raise Mat2GradError(
+            f"{opts.file}: --scheduler/--workers take static networks; a dynamic network's "
+            "time series run without them"
+        )
+    ref = m2d.NetworkRef(opts.file, opts.network, opts.dtype or "float64")
+    threads = how.threads or 1
+    xs = _inputs(opts, model, how.block_size)  # lazy; bad input fails before any cluster
+    with m2d.scheduler(how.scheduler, how.workers):
+        if opts.command == "predict":
+            arrays = {"Y": _single(m2d.predict(ref, *xs, threads=threads), "Y")}
+        else:
+            J, Y = m2d.jacobian(
+                ref,
+                *xs,
+                mode=opts.mode,
+                chunk_size=opts.chunk_size,
+                threads=threads,
+                return_outputs=True,
+            )
+            arrays = {"J": _single(J, "J"), "Y": _single(Y, "Y")}
+        out = Path(opts.output)
+        if out.suffix.lower() == ".zarr":
+            return m2d.to_zarr(out, arrays)
+        fmt = getattr(opts, "format", "auto")
+        return m2d.to_mat(out, arrays, samples=opts.samples, format=fmt)
+
+
+def _single(x: Any, name: str) -> Any:
+    if isinstance(x, tuple):
+        raise Mat2GradError(
+            f"--scheduler/--workers write one {name} array: the network has several inputs or "
+            "outputs; use the Python API mat2grad.dask, which returns each block"
+        )
+    return x
+
+
+def _inputs(opts: Any, model: Any, block: int | None) -> list[Any]:
+    from .. import dask as m2d  # deferred: see run
+    from ..matfile.lazy import is_v73
+
+    path = Path(opts.inputs or "")
+    if opts.data is not None or not opts.inputs:
+        return [m2d.arrays.samples_of(x, block) for x in inputs_of(opts, model)]
+    if path.suffix.lower() == ".npy":
+        return [m2d.from_npy(path, block=block or m2d.DEFAULT_BLOCK)]
+    if path.suffix.lower() == ".zarr":
+        return [m2d.from_zarr(path, opts.inputs_var, block=block)]
+    if is_v73(path):
+        if not opts.inputs_var:
+            raise Mat2GradError(
+                f"{path}: a v7.3 file is read lazily, variable by variable: name the inputs "
+                "with --inputs-var"
+            )
+        return [
+            m2d.from_mat(
+                path, opts.inputs_var, samples=opts.samples, block=block or m2d.DEFAULT_BLOCK
+            )
+        ]
+    return [m2d.arrays.samples_of(x, block) for x in inputs_of(opts, model)]
