@@ -43,7 +43,7 @@ RANKS = {
     "dynamic": 4,
     "sensitivity": 5,
     "export": 5,
-    "convert": 5,  # the old name of export, re-exported
+    "dask": 5,
     "loading": 5,
     "info": 5,
     "commands": 6,
