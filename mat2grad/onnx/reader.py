@@ -257,7 +257,14 @@ def scan(model: ModelProto, path: str | os.PathLike[str], torchvision_problem: s
             f"'{first.domain}', which mat2grad does not support (custom operators are never "
             f"run). Operators found: {listing}"
         )
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     for node in nodes:
+        if node.op_type == "Scan" and opset < 9:
+            raise Mat2GradError(
+                f"{path}: operator Scan (node '{node.name}') is version 8 (opset {opset}), "
+                "whose batch axis and sequence_lens mat2grad does not convert; re-export the "
+                "model at opset 9 or later"
+            )
         if node.op_type == "SequenceMap":
             raise Mat2GradError(
                 f"{path}: operator {node.op_type} (node '{node.name}') is ONNX control flow "
