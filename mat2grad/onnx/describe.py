@@ -16,9 +16,9 @@ import onnx
 
 from ..errors import Mat2GradError
 from ..matfile.onnx_layout import matlab_size_text
-from .graph import RECURRENT_OPS, graph_inputs, infer_layout
+from .graph import CONTROL_FLOW_OPS, RECURRENT_OPS, graph_inputs, infer_layout
 from .loader import load_onnx
-from .proto import drop_initializer_inputs
+from .proto import all_nodes, drop_initializer_inputs, free_values, subgraphs
 from .reader import MATLAB_PRODUCER, elem_type_name, operator_counts, read_model
 
 __all__ = ["describe_onnx"]
@@ -35,13 +35,14 @@ def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
         ``{"file", "producer", "producer_version", "matlab_exporter", "ir_version",
         "opsets": {domain: version}, "graph_name", "inputs": [...], "outputs": [...],
         "operators": {op: count}, "initializers", "parameters", "notes", "zero_derivative",
-        "not_differentiable", "problem", "text"}``. Each input and output has ``name``,
-        ``type``, ``shape`` (as declared in the file: symbolic dimensions by name, ``None``
-        when unnamed; old MATLAB exporters declare wrong output shapes), ``batch_axis``,
-        ``sample_shape`` (what the loaded model takes / returns per sample),
+        "not_differentiable", "control_flow", "problem", "text"}``. Each input and output has
+        ``name``, ``type``, ``shape`` (as declared in the file: symbolic dimensions by name,
+        ``None`` when unnamed; old MATLAB exporters declare wrong output shapes),
+        ``batch_axis``, ``sample_shape`` (what the loaded model takes / returns per sample),
         ``matlab_layout`` and ``matlab_size`` (the MATLAB array for N samples, e.g.
-        ``"28x28x1xN"``). ``notes`` lists the rewrites mat2grad applies; ``text`` is the
-        whole description as lines for a terminal.
+        ``"28x28x1xN"``). ``notes`` lists the rewrites mat2grad applies; ``control_flow``
+        one line per Loop/Scan/If and how it is converted; ``text`` is the whole description
+        as lines for a terminal.
 
     Raises:
         Mat2GradError: the file cannot be read safely.
@@ -87,6 +88,7 @@ def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
         "notes": list(net.notes) if net is not None else [],
         "zero_derivative": list(net.zero_derivative) if net is not None else [],
         "not_differentiable": net.not_differentiable if net is not None else None,
+        "control_flow": _control_flow(model, converted=net is not None),
         "problem": problem,
     }
     data["text"] = _describe_text(data)
@@ -152,6 +154,7 @@ def _describe_text(d: dict[str, Any]) -> str:
         "operators: " + ", ".join(f"{op} x{n}" for op, n in d["operators"].items()),
         f"weights: {d['initializers']} initializers, {d['parameters']} values",
     ]
+    lines += [f"control flow: {c}" for c in d["control_flow"]]
     lines += [f"note: {n}" for n in d["notes"]]
     if d["zero_derivative"]:
         lines.append("zero derivative almost everywhere: " + ", ".join(d["zero_derivative"]))
@@ -160,6 +163,32 @@ def _describe_text(d: dict[str, Any]) -> str:
     if d["problem"]:
         lines.append(f"cannot be loaded: {d['problem']}")
     return "\n".join(lines)
+
+
+_HOW = {
+    "Loop": "its body runs as a torch module in a Python loop (trip count and condition "
+    "read per call), loop-carried values passed on, scan outputs stacked",
+    "Scan": "its body runs as a torch module once per slice of the scan inputs",
+    "If": "both branches converted to torch modules, the branch chosen at run time",
+}
+
+
+def _control_flow(model: onnx.ModelProto, converted: bool) -> list[str]:
+    """One line per Loop/Scan/If (nested ones included): the node, its subgraph, and how
+    mat2grad converts it."""
+    lines = []
+    for node in all_nodes(model.graph):
+        if node.op_type not in CONTROL_FLOW_OPS:
+            continue
+        subs = list(subgraphs(node))
+        size = sum(len(list(all_nodes(g))) for g in subs)
+        outer = list(dict.fromkeys(v for g in subs for v in free_values(g)))
+        how = _HOW[node.op_type] if converted else "not converted (see 'cannot be loaded')"
+        lines.append(
+            f"{node.op_type} (node '{node.name or node.output[0]}'): {size} nodes in "
+            f"{len(subs)} subgraph(s), reading {len(outer)} outer-scope value(s); {how}"
+        )
+    return lines
 
 
 def _without_inits(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -13,9 +13,10 @@ converts or runs anything.
 # (``[num_directions, N, H]``). The rule, in order: an input consumed by a recurrent node as
 # X or as an initial state takes the node's batch axis (by its ``layout``), looking through
 # Transposes (tf2onnx feeds a batch-first ``[N, T, C]`` input through a Transpose to a
-# time-major LSTM) and operators that keep axes in place (Cast, Sub, Mul, activations);
-# otherwise the one symbolic dimension, if exactly one is symbolic; otherwise axis 0. The
-# batch axis of each output is found by running the graph (``mat2grad.onnx.loader``).
+# time-major LSTM, or to a Loop whose body reads step t with ``Gather``) and operators that
+# keep axes in place (Cast, Sub, Mul, activations); otherwise the one symbolic dimension, if
+# exactly one is symbolic; otherwise axis 0. The batch axis of each output is found by
+# running the graph (``mat2grad.onnx.loader``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from dataclasses import dataclass
 
 from onnx import ModelProto, TensorProto
 
-from .reader import MATLAB_PRODUCER, NOT_DIFFERENTIABLE_OPS, SHAPE_ONLY_OPS, ZERO_DERIVATIVE_OPS
+from .proto import all_nodes, subgraphs
+from .reader import (
+    MATLAB_PRODUCER,
+    NOT_DIFFERENTIABLE_OPS,
+    SHAPE_ONLY_OPS,
+    ZERO_DERIVATIVE_OPS,
+)
 
 __all__ = [
     "InputInfo",
@@ -33,10 +40,13 @@ __all__ = [
     "infer_layout",
     "differentiability",
     "RECURRENT_OPS",
+    "CONTROL_FLOW_OPS",
     "FLOAT_TYPES",
 ]
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+#: ONNX control flow with subgraphs that mat2grad converts (``mat2grad.onnx.ops.control_flow``)
+CONTROL_FLOW_OPS = ("Loop", "Scan", "If")
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16)
 # ONNX input index of X and of the initial states, per recurrent op
 _RNN_STATE_INPUTS = {"LSTM": (5, 6), "GRU": (5,), "RNN": (5,)}
@@ -86,7 +96,11 @@ def _recurrent_role(model: ModelProto, name: str) -> tuple[int, str] | None:
     consumers: dict[str, list] = {}
     for node in model.graph.node:
         for k, inp in enumerate(node.input):
-            consumers.setdefault(inp, []).append((node, k))
+            consumers.setdefault(inp, []).append((node, k, False))
+        if node.op_type == "Loop":
+            for sub in all_nodes(next(a.g for a in node.attribute if a.name == "body")):
+                for k, inp in enumerate(sub.input):
+                    consumers.setdefault(inp, []).append((sub, k, True))
     frontier = [(name, list(range(64)))]  # value, axis map: value axis -> input axis
     seen = set()
     while frontier:
@@ -94,7 +108,14 @@ def _recurrent_role(model: ModelProto, name: str) -> tuple[int, str] | None:
         if value in seen:
             continue
         seen.add(value)
-        for node, k in consumers.get(value, []):
+        for node, k, in_loop in consumers.get(value, []):
+            if in_loop:
+                # tf2onnx's recurrent layers: the Loop body reads step t of a time-major
+                # [T, N, C] sequence from the enclosing graph with Gather(sequence, t)
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+                if node.op_type == "Gather" and k == 0 and axis == 0 and len(axes) > 1:
+                    return axes[1], "sequence"
+                continue
             if node.op_type in RECURRENT_OPS:
                 layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
                 batch = 1 if layout == 0 else 0
@@ -171,44 +192,48 @@ def infer_layout(
     return "generic"
 
 
-def differentiability(
-    model: ModelProto, wrt: Sequence[str], outputs: Sequence[str]
-) -> tuple[tuple[str, ...], str | None]:
-    """Find piecewise-constant operators on the paths from ``wrt`` to ``outputs``, and outputs
-    that depend on ``wrt`` only through operators without a derivative.
+@dataclass
+class _Flow:
+    """What :func:`differentiability` knows while it walks the graph."""
 
-    Returns:
-        ``(zero_derivative, not_differentiable)``: names like ``"Floor (node 'f1')"`` of
-        operators with zero derivative almost everywhere on a path to an output, and ``None``
-        or a message naming the operator that cuts the derivative of an output.
-    """
-    graph = model.graph
-    depends = set(wrt)  # values that change when a wrt input changes
-    smooth = set(wrt)  # values with a (possibly zero) derivative with respect to wrt
-    cut: dict[str, str] = {}  # value -> the operator that cut its derivative
-    zero_nodes: list[tuple[str, set[str]]] = []
-    for node in graph.node:
-        label = f"{node.op_type} (node '{node.name or node.output[0]}')"
+    depends: set[str]  # values that change when a wrt input changes
+    smooth: set[str]  # values with a (possibly zero) derivative with respect to wrt
+    cut: dict[str, str]  # value -> the operator that cut its derivative
+    zero_nodes: list[tuple[str, set[str]]]  # zero-derivative operators and their outputs
+    data_control: list[str]  # control-flow nodes steered by the data's values
+
+
+def _label(node) -> str:
+    return f"{node.op_type} (node '{node.name or node.output[0]}')"
+
+
+def _walk(nodes, flow: _Flow) -> None:
+    """Propagate dependence and differentiability through ``nodes`` (in order)."""
+    for node in nodes:
+        label = _label(node)
+        if node.op_type in CONTROL_FLOW_OPS:
+            _walk_control_flow(node, flow)
+            continue
         data_ins = list(node.input)
         if node.op_type in SHAPE_ONLY_OPS:
             continue  # depends on the shape of its input, not on its values
-        if not any(i in depends for i in data_ins if i):
+        if not any(i in flow.depends for i in data_ins if i):
             continue
         outs = [o for o in node.output if o]
-        depends.update(outs)
-        reason = next((cut[i] for i in data_ins if i in cut), None)
+        flow.depends.update(outs)
+        reason = next((flow.cut[i] for i in data_ins if i in flow.cut), None)
         if node.op_type in NOT_DIFFERENTIABLE_OPS:
-            if node.op_type == "TopK" and node.input[0] in smooth:
-                smooth.add(node.output[0])
+            if node.op_type == "TopK" and node.input[0] in flow.smooth:
+                flow.smooth.add(node.output[0])
                 outs = outs[1:]
             for o in outs:
-                cut[o] = f"{label} {NOT_DIFFERENTIABLE_OPS[node.op_type]}"
+                flow.cut[o] = f"{label} {NOT_DIFFERENTIABLE_OPS[node.op_type]}"
             continue
         if node.op_type == "Cast":
             to = next((a.i for a in node.attribute if a.name == "to"), 0)
             if to not in FLOAT_TYPES:
                 for o in outs:
-                    cut[o] = f"{label} casts to {TensorProto.DataType.Name(to).lower()}"
+                    flow.cut[o] = f"{label} casts to {TensorProto.DataType.Name(to).lower()}"
                 continue
         if node.op_type == "Where":
             diff_ins = node.input[1:]
@@ -216,23 +241,109 @@ def differentiability(
             diff_ins = [node.input[0]] + list(node.input[2:])
         else:
             diff_ins = data_ins
-        if any(i in smooth for i in diff_ins if i):
-            smooth.update(outs)
+        if any(i in flow.smooth for i in diff_ins if i):
+            flow.smooth.update(outs)
             if node.op_type in ZERO_DERIVATIVE_OPS:
-                zero_nodes.append((label, set(outs)))
+                flow.zero_nodes.append((label, set(outs)))
         elif reason is not None:
             for o in outs:
-                cut[o] = reason
+                flow.cut[o] = reason
+
+
+def _copy_flow(flow: _Flow, pairs) -> bool:
+    """``target`` takes the dependence of ``source`` for each ``(source, target)``; True when
+    something changed."""
+    changed = False
+    for source, target in pairs:
+        if not source or not target:
+            continue
+        for values in (flow.depends, flow.smooth):
+            if source in values and target not in values:
+                values.add(target)
+                changed = True
+        if source in flow.cut and target not in flow.cut:
+            flow.cut[target] = flow.cut[source]
+    return changed
+
+
+def _walk_control_flow(node, flow: _Flow) -> None:
+    """A Loop/Scan/If: its subgraphs walked with their inputs bound to the node's (loop-carried
+    values until nothing changes), its outputs bound to the subgraphs' outputs. The names of
+    a subgraph are distinct from those of the graphs around it (ONNX's scoping rule), so one
+    set of names serves all of them; outer-scope values are read from it directly."""
+    attrs = {a.name: a.g for a in node.attribute if a.HasField("g")}
+    label = _label(node)
+    ins, outs = list(node.input), list(node.output)
+    if node.op_type == "If":
+        if ins[0] in flow.depends:
+            flow.data_control.append(f"{label}: its condition")
+        for branch in (attrs["then_branch"], attrs["else_branch"]):
+            _walk(branch.node, flow)
+            _copy_flow(flow, zip((o.name for o in branch.output), outs, strict=False))
+        return
+    body = attrs["body"]
+    b_in, b_out = [v.name for v in body.input], [v.name for v in body.output]
+    if node.op_type == "Loop":
+        for k, what in ((0, "trip count"), (1, "initial condition")):
+            if k < len(ins) and ins[k] in flow.depends:
+                flow.data_control.append(f"{label}: its {what}")
+        entry = list(zip(ins[1:], b_in[1:], strict=False))
+        feedback = list(zip(b_out[1:], b_in[2:], strict=False))
+        exits = list(zip(b_out[1:], outs, strict=False))
+    else:  # Scan: states, then scan inputs (one slice each step)
+        entry = list(zip(ins, b_in, strict=False))
+        states = len(ins) - next(a.i for a in node.attribute if a.name == "num_scan_inputs")
+        feedback = list(zip(b_out[:states], b_in[:states], strict=False))
+        exits = list(zip(b_out, outs, strict=False))
+    _copy_flow(flow, entry)
+    for _ in range(len(b_in) + 1):  # each pass can only add; a fixed point comes quickly
+        _walk(body.node, flow)
+        if not _copy_flow(flow, feedback):
+            break
+    if node.op_type == "Loop" and b_out and b_out[0] in flow.depends:
+        flow.data_control.append(f"{label}: its loop condition")
+    _copy_flow(flow, exits)
+
+
+def differentiability(
+    model: ModelProto, wrt: Sequence[str], outputs: Sequence[str]
+) -> tuple[tuple[str, ...], str | None]:
+    """Find piecewise-constant operators on the paths from ``wrt`` to ``outputs``, outputs
+    that depend on ``wrt`` only through operators without a derivative, and control flow
+    steered by the values of the data (see NOTE: [Control flow per sample] in
+    ``mat2grad.onnx.ops.control_flow``). Subgraphs of ``Loop``/``Scan``/``If`` are followed.
+
+    Returns:
+        ``(zero_derivative, not_differentiable)``: names like ``"Floor (node 'f1')"`` of
+        operators with zero derivative almost everywhere on a path to an output, and ``None``
+        or a message naming the operator that cuts the derivative of an output or the
+        control-flow node whose path depends on the data.
+    """
+    graph = model.graph
+    flow = _Flow(set(wrt), set(wrt), {}, [], [])
+    _walk(graph.node, flow)
     # keep only the zero-derivative nodes from which an output is reachable
     reach = set(outputs)
     for node in reversed(graph.node):
         if any(o in reach for o in node.output):
             reach.update(i for i in node.input if i)
-    zero = tuple(label for label, outs in zero_nodes if outs & reach)
+            for sub in all_nodes_below(node):
+                reach.update(i for i in (*sub.input, *sub.output) if i)
+    zero = tuple(label for label, outs in flow.zero_nodes if outs & reach)
     problem = None
+    if flow.data_control:
+        problem = (
+            f"{flow.data_control[0]} depends on the values of the input data; "
+            "mat2grad evaluates samples under torch.func.vmap, which cannot follow a "
+            "different path per sample"
+        )
     for out in outputs:
-        if out in depends and out not in smooth:
-            why = cut.get(out, "an operator without a derivative")
+        if problem is None and out in flow.depends and out not in flow.smooth:
+            why = flow.cut.get(out, "an operator without a derivative")
             problem = f"output '{out}' depends on the inputs only through {why}"
-            break
     return zero, problem
+
+
+def all_nodes_below(node) -> list:
+    """The nodes of every subgraph of ``node`` (nested ones included)."""
+    return [n for sub in subgraphs(node) for n in all_nodes(sub)]

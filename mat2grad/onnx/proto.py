@@ -7,7 +7,7 @@ None of them converts or runs anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,9 @@ __all__ = [
     "ranks",
     "drop_initializer_inputs",
     "set_nodes",
+    "all_nodes",
+    "free_values",
+    "subgraphs",
 ]
 
 
@@ -100,3 +103,52 @@ def set_nodes(m: ModelProto, nodes: Iterable[onnx.NodeProto]) -> None:
     nodes = list(nodes)
     del m.graph.node[:]
     m.graph.node.extend(nodes)
+
+
+def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """Every node of ``graph`` and of the subgraphs (``Loop``/``Scan`` bodies, ``If``
+    branches) inside it, outer nodes first."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from all_nodes(attr.g)
+            for sub in attr.graphs:
+                yield from all_nodes(sub)
+
+
+def _defined(graph: onnx.GraphProto) -> set[str]:
+    names = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    names |= {s.values.name for s in graph.sparse_initializer}
+    for node in graph.node:
+        names.update(o for o in node.output if o)
+    return names
+
+
+def subgraphs(node: onnx.NodeProto) -> Iterable[onnx.GraphProto]:
+    """The subgraphs a node holds as attributes (a Loop's ``body``, an If's branches)."""
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def free_values(graph: onnx.GraphProto) -> list[str]:
+    """Names ``graph`` (or a subgraph inside it) reads but does not define, in order of use."""
+    defined = _defined(graph)
+    free: list[str] = []
+
+    def use(name: str) -> None:
+        if name and name not in defined and name not in free:
+            free.append(name)
+
+    for node in graph.node:
+        for name in node.input:
+            use(name)
+        for sub in subgraphs(node):
+            for name in free_values(sub):
+                use(name)
+    for out in graph.output:
+        use(out.name)
+    return free

@@ -28,6 +28,7 @@ from onnx import ModelProto, TensorProto
 
 from ..errors import Mat2GradError, first_line
 from ._onnx2torch import VISION_OPS
+from .proto import all_nodes
 
 __all__ = [
     "read_model",
@@ -224,10 +225,12 @@ def scan(model: ModelProto, path: str | os.PathLike[str], torchvision_problem: s
 
     Raises:
         Mat2GradError: operators from other domains (scikit-learn pipelines: ``ai.onnx.ml``),
-            control flow (``Loop``/``Scan``/``If``), detection operators without a loadable
+            ``SequenceMap`` (control flow over sequences; ``Loop``/``Scan``/``If`` are
+            converted), detection operators without a loadable
             torchvision, or string inputs -- naming the operator or input.
     """
-    foreign = [n for n in model.graph.node if n.domain not in ("", "ai.onnx")]
+    nodes = list(all_nodes(model.graph))
+    foreign = [n for n in nodes if n.domain not in ("", "ai.onnx")]
     if foreign:
         by_domain: dict[str, list[str]] = {}
         for node in foreign:
@@ -254,12 +257,19 @@ def scan(model: ModelProto, path: str | os.PathLike[str], torchvision_problem: s
             f"'{first.domain}', which mat2grad does not support (custom operators are never "
             f"run). Operators found: {listing}"
         )
-    for node in model.graph.node:
-        if node.op_type in ("Loop", "Scan", "If", "SequenceMap"):
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    for node in nodes:
+        if node.op_type == "Scan" and opset < 9:
             raise Mat2GradError(
-                f"{path}: operator {node.op_type} (node '{node.name}') is ONNX control flow, "
-                "which mat2grad does not convert (Keras/TensorFlow recurrent layers exported "
-                "by tf2onnx use it); re-export the model with plain LSTM/GRU nodes"
+                f"{path}: operator Scan (node '{node.name}') is version 8 (opset {opset}), "
+                "whose batch axis and sequence_lens mat2grad does not convert; re-export the "
+                "model at opset 9 or later"
+            )
+        if node.op_type == "SequenceMap":
+            raise Mat2GradError(
+                f"{path}: operator {node.op_type} (node '{node.name}') is ONNX control flow "
+                "over sequences, which mat2grad does not convert (Loop, Scan and If are "
+                "converted); re-export the model without ONNX sequence types"
             )
         if node.op_type in VISION_OPS and torchvision_problem is not None:
             raise Mat2GradError(

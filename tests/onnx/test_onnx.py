@@ -452,7 +452,7 @@ def test_torchvision_guard():
     [
         ("NonMaxSuppression", "RuntimeError: broken", "NonMaxSuppression.*torchvision"),
         ("RoiAlign", "RuntimeError: broken", "RoiAlign.*torchvision"),
-        ("Loop", None, "Loop .*control flow"),
+        ("SequenceMap", None, "SequenceMap .*control flow"),
     ],
 )
 def test_scan_refuses(op, problem, message):

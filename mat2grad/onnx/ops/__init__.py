@@ -29,6 +29,8 @@ Each family exports up to two tables:
 ``reduce``        ``Sum``/``Mean`` out of place (fixes), ``Reduce*`` with axes as input (18, 20)
 ``activations``   ``PRelu`` (fix), ``Gelu`` (20), ``Mish`` (18, 22)
 ``dropout``       ``Dropout`` modules as ``nn.Identity`` (fixes)
+``control_flow``  ``Loop``, ``Scan`` (9+), ``If``: converters; subgraphs converted by
+                  ``control_flow_body`` with their outer-scope values passed in
 ``aliases``       newer versions that only add element types: onnx2torch's older converter
 ================  ==========================================================================
 """
@@ -36,13 +38,37 @@ Each family exports up to two tables:
 from __future__ import annotations
 
 from .._onnx2torch import import_onnx2torch
-from . import activations, cast, dropout, flatten, pad, pooling, recurrent, reduce, resize, slice
+from . import (
+    activations,
+    cast,
+    control_flow,
+    dropout,
+    flatten,
+    pad,
+    pooling,
+    recurrent,
+    reduce,
+    resize,
+    slice,
+)
 from ._common import Converter, Fix
 from .aliases import TYPE_ONLY_ALIASES
 
 __all__ = ["CONVERTERS", "FIXES", "register_converters"]
 
-_FAMILIES = (recurrent, cast, slice, flatten, pad, resize, pooling, reduce, activations, dropout)
+_FAMILIES = (
+    recurrent,
+    control_flow,
+    cast,
+    slice,
+    flatten,
+    pad,
+    resize,
+    pooling,
+    reduce,
+    activations,
+    dropout,
+)
 
 #: every ``(op_type, version, converter)`` mat2grad adds, family by family
 CONVERTERS: list[tuple[str, int, Converter]] = [
