@@ -18,16 +18,12 @@ outputs by ONNX name), which the onnxruntime check uses to name a diverging node
 from __future__ import annotations
 
 from onnx import ModelProto
-from torch import fx, nn
+from torch import fx
 
 from .ops import FIXES
+from .ops._common import apply_fix_table
 
 __all__ = ["apply_fixes"]
-
-
-def _qualified(module: nn.Module) -> str:
-    cls = type(module)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def apply_fixes(gm: fx.GraphModule, model: ModelProto, opset: int) -> list[str]:
@@ -38,15 +34,4 @@ def apply_fixes(gm: fx.GraphModule, model: ModelProto, opset: int) -> list[str]:
         model: the ONNX model it was converted from (for node attributes).
         opset: the model's ``ai.onnx`` opset.
     """
-    swapped: dict[str, int] = {}
-    for name, module in list(gm.named_children()):
-        fix = FIXES.get(_qualified(module))
-        if fix is None:
-            continue
-        new = fix(module, model, opset)
-        if hasattr(module, "onnx_mapping"):
-            new.onnx_mapping = module.onnx_mapping
-        setattr(gm, name, new)
-        key = type(module).__name__
-        swapped[key] = swapped.get(key, 0) + 1
-    return [f"{key} x{count}" for key, count in swapped.items()]
+    return apply_fix_table(gm, FIXES, model, opset)

@@ -24,7 +24,7 @@ from torch.func import jacfwd, jacrev, vmap
 from mat2grad.errors import Mat2GradError
 from mat2grad.onnx import describe_onnx, load_onnx
 from mat2grad.onnx.check import float32_tolerance
-from mat2grad.onnx.loader import convert_model
+from mat2grad.onnx.loader import onnx_to_torch
 from tests.support.helpers import (
     CORPUS,
     FD_RTOL,
@@ -368,9 +368,9 @@ def test_conformance_case(name):
     refusal = CONFORMANCE[name]
     if refusal is not None:
         with pytest.raises(Mat2GradError, match=refusal):
-            convert_model(case.model, name)
+            onnx_to_torch(case.model, name)
         return
-    gm, _, _ = convert_model(case.model, name)
+    gm, _, _ = onnx_to_torch(case.model, name)
     args = []
     for array in inputs:
         t = torch.from_numpy(np.array(array))

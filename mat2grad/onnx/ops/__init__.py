@@ -42,6 +42,7 @@ from . import (
     activations,
     cast,
     control_flow,
+    control_flow_body,
     dropout,
     flatten,
     pad,
@@ -76,6 +77,7 @@ CONVERTERS: list[tuple[str, int, Converter]] = [
 ]
 #: qualified class name of a module onnx2torch builds wrongly -> builder of its replacement
 FIXES: dict[str, Fix] = {name: fix for family in _FAMILIES for name, fix in family.FIXES.items()}
+control_flow_body.SUBGRAPH_FIXES.update(FIXES)  # subgraphs are fixed like the main graph
 
 _registered: list[bool] = []
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..proto import attributes
 
-__all__ = ["Converter", "Fix", "ints", "converter_result", "node_attributes"]
+__all__ = ["Converter", "Fix", "apply_fix_table", "ints", "converter_result", "node_attributes"]
 
 #: ``convert(node, graph) -> OperationConverterResult``, onnx2torch's converter signature.
 Converter = Callable[[Any, Any], Any]
@@ -45,3 +45,32 @@ def node_attributes(model: ModelProto, module: nn.Module) -> tuple[dict[str, Any
         if outputs & set(node.output):
             return attributes(node), node
     raise LookupError("the ONNX node of a converted module was not found")
+
+
+def _qualified(module: nn.Module) -> str:
+    cls = type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def apply_fix_table(gm: Any, table: dict[str, Fix], model: ModelProto, opset: int) -> list[str]:
+    """Swap the modules of ``gm`` whose class ``table`` names for their fixed replacements,
+    in place; return what was swapped (``"Name xN"``).
+
+    Args:
+        gm: the module onnx2torch returned (converted with ``attach_onnx_mapping=True``).
+        table: qualified class name -> builder of the replacement (``FIXES``).
+        model: the ONNX model it was converted from (for node attributes).
+        opset: the model's ``ai.onnx`` opset.
+    """
+    swapped: dict[str, int] = {}
+    for name, module in list(gm.named_children()):
+        fix = table.get(_qualified(module))
+        if fix is None:
+            continue
+        new = fix(module, model, opset)
+        if hasattr(module, "onnx_mapping"):
+            new.onnx_mapping = module.onnx_mapping
+        setattr(gm, name, new)
+        key = type(module).__name__
+        swapped[key] = swapped.get(key, 0) + 1
+    return [f"{key} x{count}" for key, count in swapped.items()]

@@ -32,7 +32,14 @@ import torch
 from onnx import GraphProto, TypeProto, ValueInfoProto, defs, helper
 from torch import fx
 
+from .. import _onnx2torch, normalize
 from ..proto import free_values
+from ._common import Fix, apply_fix_table
+
+#: the fixes every converted graph gets (``mat2grad.onnx.ops.FIXES``), filled in by the ops
+#: package once it has collected every family's table: reading it from there would make
+#: this module, which the ops package imports, import the ops package back
+SUBGRAPH_FIXES: dict[str, Fix] = {}
 
 __all__ = ["subgraph_opset", "convert_subgraph", "as_tuple", "pick"]
 
@@ -98,10 +105,6 @@ def convert_subgraph(
     Raises:
         ValueError: the subgraph cannot be converted (the message names the node).
     """
-    # function-local imports: these modules import mat2grad.onnx.ops (this package) at import
-    # time, so importing them at the top of this module would be a cycle
-    from .. import _onnx2torch, fixes, normalize
-
     outer = free_values(sub)
     inputs = _typed_inputs(sub) + [_value_info(name, enclosing) for name in outer]
     graph = helper.make_graph(
@@ -119,7 +122,7 @@ def convert_subgraph(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="onnx2torch.node_converters.resize")
             gm = onnx2torch.convert(norm.model, attach_onnx_mapping=True)
-        fixes.apply_fixes(gm, norm.model, opset)
+        apply_fix_table(gm, SUBGRAPH_FIXES, norm.model, opset)
     except NotImplementedError as exc:
         raise ValueError(f"{where}: an operator of its subgraph '{sub.name}': {exc}") from None
     except ValueError as exc:
