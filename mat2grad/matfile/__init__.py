@@ -20,6 +20,7 @@ conversion between the two, and every byte read from or written to a MAT-file, i
 Import the names below from ``mat2grad.matfile`` itself; the modules are its parts.
 """
 
+from .atomic import temporary_beside, write_bytes_atomically
 from .layout import (
     SAMPLES,
     SampleBlock,
@@ -62,14 +63,7 @@ from .tree import (
     describe,
     is_cell,
 )
-from .write import (
-    MAT_FORMATS,
-    choose_format,
-    temporary_beside,
-    v73_threshold,
-    write_bytes_atomically,
-    write_mat,
-)
+from .write import MAT_FORMATS, choose_format, v73_threshold, write_mat
 
 __all__ = [
     # the neutral tree
