@@ -16,7 +16,7 @@ from .errors import Mat2GradError
 from .shallow.module import ShallowNetwork
 from .shallow.record import NetworkSpec, network_record, parse_network
 
-__all__ = ["FoundNetwork", "find_networks", "load", "load_spec", "is_onnx"]
+__all__ = ["FoundNetwork", "find_networks", "load", "load_spec", "is_onnx", "network_file"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,27 @@ class FoundNetwork:
 
 def is_onnx(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() == ".onnx"
+
+
+def network_file(path: Any) -> Path:
+    """``path`` checked as the name of an existing file holding a network.
+
+    Raises:
+        Mat2GradError: not a path, a directory, or no such file.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise Mat2GradError(
+            "expected the path of a MAT-file or .onnx file holding the network, found "
+            f"{type(path).__name__}"
+        )
+    p = Path(path)
+    if p.is_dir():
+        raise Mat2GradError(
+            f"{p}: is a directory; give the MAT-file (or .onnx file) holding the network"
+        )
+    if not p.exists():
+        raise Mat2GradError(f"{p}: no such file")
+    return p
 
 
 def find_networks(
@@ -116,6 +137,12 @@ def load(
     Raises:
         Mat2GradError: unreadable file, no or several networks, unsupported functions.
     """
+    network_file(path)
+    if network is not None and not isinstance(network, str):
+        raise Mat2GradError(
+            f"{path}: network must be the MATLAB-style path of the network in the file, as "
+            f"text ('net', 'net1.net'), found {type(network).__name__} {network!r}"
+        )
     if is_onnx(path):
         from .onnx import load_onnx
 

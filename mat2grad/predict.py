@@ -21,6 +21,7 @@ __all__ = [
     "integer_tensor",
     "numeric_tensor",
     "sample_count",
+    "check_sample_shape",
 ]
 
 
@@ -38,24 +39,33 @@ def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
     if contract.integer_inputs(index + 1)[index]:
         t = integer_tensor(x, f"input {index + 1}")
     elif isinstance(x, Tensor):
+        numeric_tensor(x, f"input {index + 1}")  # refuses complex tensors
         t = x.to(dtype)
     else:
         t = float_tensor(x, dtype, f"input {index + 1}")
     shape = _declared(contract)[index]
     if _matches(tuple(t.shape), shape):
         t = t.unsqueeze(0)
+    check_sample_shape(t, shape, index)
+    return t
+
+
+def check_sample_shape(t: Tensor, shape: tuple[int | None, ...], index: int) -> None:
+    """Refuse a batch ``t`` whose per-sample shape is not the declared ``shape`` (``None``
+    matches any size), e.g. a 3-D array given to a network that takes ``(Q, R)``."""
     if not _matches(tuple(t.shape[1:]), shape):
         dims = ", ".join("TS" if n is None else str(n) for n in shape)
         raise Mat2GradError(
             f"input {index + 1} has shape {tuple(t.shape)}; the network takes "
             f"(Q, {dims}) (batch first: one sample per row)"
         )
-    return t
 
 
 def numeric_tensor(x: Any, what: str) -> Tensor:
     """A tensor (detached) or a numeric array-like as a tensor of its own dtype."""
     if isinstance(x, Tensor):
+        if x.is_complex():
+            raise Mat2GradError(f"{what}: expected a real numeric array, found dtype {x.dtype}")
         return x.detach()
     try:
         arr = np.asarray(x)

@@ -28,9 +28,54 @@ MAX_CHUNK = 2**16
 _HUGE_ALLOC_BYTES = 64 * 2**20
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on ``device`` without swapping out other work
+    (Linux: MemAvailable + SwapFree; CUDA: the free device memory); None where unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            info = {k: v.split() for k, v in (line.split(":", 1) for line in fh if ":" in line)}
+        return 1024 * (int(info["MemAvailable"][0]) + int(info.get("SwapFree", ["0"])[0]))
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def size_text(nbytes: float) -> str:
+    """``nbytes`` for people: 1.5 GiB, 12 TiB."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.3g} {unit}" if unit != "bytes" else f"{int(nbytes)} bytes"
+        nbytes /= 1024
+    return f"{nbytes:.3g} PiB"  # pragma: no cover - the loop returns
+
+
+def check_fits(nbytes: int, device: torch.device, what: str, remedy: str) -> None:
+    """Refuse an allocation of ``nbytes`` that cannot fit in the memory of ``device`` (before
+    trying: a failed allocation may take the machine's memory down with it). Allocations
+    under 64 MiB are not checked: reading the free memory would cost more than they do."""
+    if nbytes < _HUGE_ALLOC_BYTES:
+        return
+    free = available_memory(device)
+    if free is not None and nbytes > free:
+        raise Mat2GradError(
+            f"{what} needs {size_text(nbytes)}, more than the {size_text(free)} of memory "
+            f"available; {remedy}"
+        )
+
+
 def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A preallocated result; large CPU results on transparent huge pages where possible."""
+    """A preallocated result; large CPU results on transparent huge pages where possible.
+
+    Raises:
+        Mat2GradError: it cannot fit in memory (checked before allocating).
+    """
     nbytes = math.prod(shape) * torch.tensor([], dtype=dtype).element_size()
+    what = f"a result of shape {tuple(shape)} ({str(dtype).removeprefix('torch.')})"
+    remedy = "pass fewer samples per call"
+    check_fits(nbytes, device, what, remedy)
     if device.type == "cpu" and nbytes >= _HUGE_ALLOC_BYTES and hasattr(mmap, "MADV_HUGEPAGE"):
         try:
             buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -39,11 +84,40 @@ def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> T
             return torch.from_numpy(arr).view(shape)
         except (OSError, ValueError, AttributeError):  # pragma: no cover - platform dependent
             pass
-    return torch.empty(shape, dtype=dtype, device=device)
+    try:
+        return torch.empty(shape, dtype=dtype, device=device)
+    except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        raise Mat2GradError(
+            f"{what} ({size_text(nbytes)}) cannot be allocated ({type(exc).__name__}: {exc}); "
+            f"{remedy}"
+        ) from None
 
 
 def alloc_blocks(setup: Setup, c: int, device: torch.device) -> list[list[Tensor]]:
-    """Jacobian blocks ``[k][jj]`` ``(c, *out_k, *in_wrt[jj])``."""
+    """Jacobian blocks ``[k][jj]`` ``(c, *out_k, *in_wrt[jj])``.
+
+    Raises:
+        Mat2GradError: they cannot fit in memory (checked before allocating).
+    """
+    itemsize = torch.tensor([], dtype=setup.dtype).element_size()
+    per_sample = sum(
+        setup.numel_out(k) * setup.numel_in(j)
+        for k in range(len(setup.out_shapes))
+        for j in setup.wrt
+    )
+    if c > 1:
+        remedy = (
+            "take it chunk by chunk with mat2grad.jacobian_chunks (same arguments), or "
+            "write it to a MAT-file with 'mat2grad jacobian', which streams it to disk"
+        )
+    else:
+        remedy = "one sample's Jacobian does not fit: differentiate fewer inputs (wrt=...)"
+    check_fits(
+        c * per_sample * itemsize,
+        device,
+        f"{setup.name}: the Jacobian of {c} sample(s) ({per_sample} derivatives each)",
+        remedy,
+    )
     return [
         [
             empty((c, *setup.out_shapes[k], *setup.in_shapes[j]), setup.dtype, device)

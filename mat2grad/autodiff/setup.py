@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..contract import Contract, contract_of, model_dtype_device
 from ..errors import Mat2GradError
-from ..predict import integer_tensor, numeric_tensor, sample_count
+from ..predict import check_sample_shape, integer_tensor, numeric_tensor, sample_count
 
 __all__ = ["ZeroDerivativeWarning", "Nested"]
 
@@ -166,6 +166,8 @@ def setup_call(
             tensors[j] = t = t.unsqueeze(0)
         if t.ndim == 0:
             raise Mat2GradError(f"input {j + 1} is a scalar; pass a batch-first array (Q, ...)")
+        if declared is not None and j < len(declared) and t.ndim != len(declared[j]) + 1:
+            check_sample_shape(t, declared[j], j)  # e.g. (1, Q, R) for a (Q, R) network
     q = sample_count(tensors)
     setup = Setup(
         model=model,

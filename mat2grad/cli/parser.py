@@ -10,6 +10,7 @@ from functools import partial
 
 from .._version import __version__
 from ..commands import CHOICES
+from ..commands.options import below_minimum
 from ..export import DEFAULT_OPSET, ONNX_OPSETS
 from .help import CHECK_ONNX, COMMANDS, CONVERT_DTYPE, CONVERT_EPILOG, DASK_GROUP, EPILOG
 
@@ -40,6 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _whole(name: str) -> Callable[[str], int]:
+    """The argparse type of the whole-number option ``name`` (field name): an int no
+    smaller than its :data:`~mat2grad.commands.options.MINIMUM`, else a usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+        why = below_minimum(name, value)
+        if why:
+            raise argparse.ArgumentTypeError(why)
+        return value
+
+    parse.__name__ = "whole number"  # how argparse names the type in its messages
+    return parse
+
+
 # --------------------------------------------------------------------------------------
 # Each command's own arguments
 # --------------------------------------------------------------------------------------
@@ -54,7 +73,7 @@ def _add_output_index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output-index",
         metavar="K",
-        type=int,
+        type=_whole("output_index"),
         help="which row of Y to differentiate (1-based, default 1)",
     )
 
@@ -65,7 +84,7 @@ def _add_check_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-samples",
-        type=int,
+        type=_whole("max_samples"),
         default=200,
         metavar="N",
         help="check at most N samples, evenly spaced (default 200)",
@@ -208,7 +227,7 @@ def _add_gradient_args(
         )
     p.add_argument(
         "--chunk-size",
-        type=int,
+        type=_whole("chunk_size"),
         metavar="N",
         help="samples per chunk (default: from a ~32 MB working-set budget)",
     )
@@ -222,7 +241,7 @@ def _add_gradient_args(
         )
     p.add_argument(
         "--threads",
-        type=int,
+        type=_whole("threads"),
         metavar="N",
         help="CPU threads for torch (default: torch's choice; 1 is often faster on a "
         "machine shared with other jobs)",
@@ -297,7 +316,7 @@ def _add_dynamic_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--steps",
         metavar="N",
-        type=int,
+        type=_whole("steps"),
         help="time steps to simulate when the network has no inputs (closed-loop narnet)",
     )
 
@@ -316,7 +335,7 @@ def _add_form_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-lag",
         metavar="L",
-        type=int,
+        type=_whole("max_lag"),
         help="largest lag of --form step (default: numInputDelays)",
     )
     g.add_argument(

@@ -23,6 +23,7 @@ from .sources import Variables
 
 __all__ = [
     "CHOICES",
+    "MINIMUM",
     "CheckOptions",
     "ConvertOptions",
     "GradOptions",
@@ -48,6 +49,26 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "wb_order": ("bias-first", "bias-last"),
     "form": ("full", "step", "sum"),
 }
+
+
+#: The smallest value each whole-number option takes (the CLI's argument types; checked by
+#: :func:`from_values`); smaller values are usage errors.
+MINIMUM: dict[str, int] = {
+    "chunk_size": 1,
+    "threads": 1,
+    "max_samples": 1,
+    "output_index": 1,
+    "steps": 1,
+    "max_lag": 0,
+}
+
+
+def below_minimum(name: str, value: int) -> str | None:
+    """Why ``value`` is too small for the whole-number option ``name`` (None if it is not)."""
+    least = MINIMUM.get(name)
+    if least is not None and value < least:
+        return f"must be a whole number >= {least}, found {value}"
+    return None
 
 
 def flag(name: str) -> str:
@@ -265,7 +286,11 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
         if kind is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(value)
+            number = int(value)
+            why = below_minimum(name, number)
+            if why:
+                raise Mat2GradError(f"argument {flag(name)}: {why}")
+            return number
         if kind is float:
             return float(value)
         if kind is list:

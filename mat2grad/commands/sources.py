@@ -135,7 +135,7 @@ def wrt_indices(opts: Any, model: nn.Module) -> tuple[int, ...]:
 
 def set_threads(opts: Any) -> None:
     """Apply --threads to torch (left alone when not given)."""
-    if opts.threads:
+    if opts.threads is not None:
         if opts.threads < 1:
             raise Mat2GradError(f"--threads must be >= 1, found {opts.threads}")
         torch.set_num_threads(opts.threads)

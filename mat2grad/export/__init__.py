@@ -201,12 +201,4 @@ def _checked_options(out: Path, suffix: str, opset: int | None, matlab_layout: b
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path`` and move it into place."""
-    fd, tmp = matfile.temporary_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    matfile.write_bytes_atomically(path, data)

@@ -28,6 +28,7 @@ Import the names below from ``mat2grad.matfile`` itself; the modules are its par
 """
 
 from . import export_layout
+from .atomic import temporary_beside, write_bytes_atomically
 from .layout import (
     SAMPLES,
     SampleBlock,
@@ -99,14 +100,7 @@ from .tree import (
     is_cell,
 )
 from .weights import column_major, flatten_column_major, weight_cell_dicts
-from .write import (
-    MAT_FORMATS,
-    choose_format,
-    temporary_beside,
-    v73_threshold,
-    write_bytes_atomically,
-    write_mat,
-)
+from .write import MAT_FORMATS, choose_format, v73_threshold, write_mat
 
 __all__ = [
     # the neutral tree

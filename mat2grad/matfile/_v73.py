@@ -7,11 +7,10 @@ layout]).
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -179,26 +178,29 @@ class H5Writer:
         return dset
 
 
-def open_h5(path: str | os.PathLike[str]) -> Any:
-    """A new HDF5 file with room for the MAT-file header (:func:`stamp_v73` writes it)."""
+def open_h5(fh: IO[bytes]) -> Any:
+    """A new HDF5 file, written through the open binary file ``fh`` (a temporary that may
+    have no name, see NOTE: [Temporary files that cannot outlive the process]), with room for
+    the MAT-file header (:func:`stamp_v73` writes it)."""
     try:
         import h5py  # deferred: cuts start-up time; only v7.3 files need it
     except ImportError:  # pragma: no cover - a declared dependency
         raise Mat2GradError("writing MAT v7.3 files needs the package h5py") from None
-    return h5py.File(path, "w", userblock_size=512, libver="earliest")
+    return h5py.File(fh, "w", userblock_size=512, libver="earliest")
 
 
-def stamp_v73(path: str | os.PathLike[str]) -> None:
-    """Write MATLAB's v7.3 header into a closed file's user block."""
-    with open(path, "r+b") as fh:
-        fh.write(mat_header(0x0200))
+def stamp_v73(fh: IO[bytes]) -> None:
+    """Write MATLAB's v7.3 header into the user block of a file whose HDF5 file is closed."""
+    fh.seek(0)
+    fh.write(mat_header(0x0200))
+    fh.flush()
 
 
-def write_v73_file(path: str | os.PathLike[str], variables: Mapping[str, Any]) -> None:
+def write_v73_file(fh: IO[bytes], variables: Mapping[str, Any]) -> None:
     """Write ``variables`` (the values :func:`~mat2grad.matfile.write_mat` takes) as a
-    complete v7.3 file at ``path``."""
-    with open_h5(path) as h5:
+    complete v7.3 file through the open binary file ``fh``."""
+    with open_h5(fh) as h5:
         writer = H5Writer(h5)
         for name, value in variables.items():
             writer.write(h5, name, value)
-    stamp_v73(path)
+    stamp_v73(fh)

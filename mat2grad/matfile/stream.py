@@ -14,15 +14,9 @@ import numpy as np
 
 from ..errors import Mat2GradError
 from ._v73 import H5Writer, mat_header, open_h5, stamp_v73
+from .atomic import replace_atomically, target_folder, temporary_beside
 from .layout import SampleBlock, check_samples, float64_numpy
-from .write import (
-    check_names,
-    choose_format,
-    discard,
-    replace_atomically,
-    target_folder,
-    temporary_beside,
-)
+from .write import check_names, choose_format
 
 __all__ = ["SampleWriter"]
 
@@ -33,7 +27,8 @@ class SampleWriter:
 
     Args:
         path: the MAT-file to write (atomically: a temporary file in the same folder is
-            renamed over it by :meth:`commit`).
+            moved over it by :meth:`commit`; see NOTE: [Temporary files that cannot outlive
+            the process]).
         num_samples: Q.
         variables: name -> per-sample shape (a tuple, or a :class:`SampleBlock` to place
             the sample index elsewhere), or a 2-D nested list of them for a cell
@@ -85,16 +80,15 @@ class SampleWriter:
                 self.layout[name] = self._block(name, spec)
                 sizes[name] = 8 * math.prod(self.layout[name].shape) * self.q
         self.format = choose_format(format, sizes, v73_threshold, where=str(self.path))
-        fd, self._tmp = temporary_beside(self.path)
+        self._tmp = temporary_beside(self.path)
         self._done = False
         try:
             if self.format == "v7.3":
-                os.close(fd)
                 self._backend: _V73Stream | _V5Stream = _V73Stream(self)
             else:
-                self._backend = _V5Stream(self, fd)
+                self._backend = _V5Stream(self, self._tmp.fd)
         except BaseException:
-            discard(self._tmp)
+            self._tmp.discard()
             raise
 
     def _block(self, name: str, spec: Any) -> SampleBlock:
@@ -138,10 +132,8 @@ class SampleWriter:
 
         def finish() -> None:
             self._backend.close()
-            if self.format == "v7.3":
-                stamp_v73(self._tmp)
 
-        replace_atomically(self._tmp, self.path, finish)
+        replace_atomically(self._tmp, finish)
         self._done = True
         return self.path
 
@@ -152,7 +144,7 @@ class SampleWriter:
                 self._backend.close()
             except Exception:
                 pass
-            discard(self._tmp)
+            self._tmp.discard()
             self._done = True
 
     def __enter__(self) -> SampleWriter:
@@ -170,7 +162,8 @@ class _V73Stream:
 
     def __init__(self, owner: SampleWriter):
         self.owner = owner
-        self.h5 = open_h5(owner._tmp)
+        self.fh = owner._tmp.file()
+        self.h5 = open_h5(self.fh)
         writer = H5Writer(self.h5)
         self.dsets: dict[tuple[str, Any], Any] = {}
         q = owner.q
@@ -206,6 +199,8 @@ class _V73Stream:
         if self.h5 is not None:
             self.h5.close()
             self.h5 = None
+            stamp_v73(self.fh)
+            self.fh.close()
 
 
 # MAT v5 data types and array classes (MathWorks, "MAT-File Format", tables 1-2 and 1-3)
@@ -310,9 +305,7 @@ class _V5Stream:
                 _pwrite_all(self.fd, runs[o], offset + 8 * inner * (o * self.owner.q + start))
 
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self.fd = None  # the descriptor belongs to the temporary file, which closes it
 
 
 def _pwrite_all(fd: int, arr: np.ndarray, offset: int) -> None:

@@ -1,20 +1,17 @@
-"""Writing MAT-files, and the one atomic replace every writer of a result file uses.
+"""Writing MAT-files.
 
-``write_mat(path, variables)`` writes results atomically (a temporary file in the target
-folder, then ``os.replace``): a failed ``savemat`` leaves a truncated file, so the target is
-never touched until the new file is complete. It writes v7 (scipy), or v7.3 (HDF5 in
-MATLAB's own layout, see NOTE: [MAT v7.3 layout]) when a variable is over 2^31 bytes
-(``MAT2GRAD_V73_THRESHOLD`` lowers that for tests) or on request. Other result files (ONNX,
-PyTorch programs) go through :func:`write_bytes_atomically`, and the chunked
-:class:`~mat2grad.matfile.SampleWriter` through :func:`temporary_beside` and
-:func:`replace_atomically`.
+``write_mat(path, variables)`` writes results atomically through
+:mod:`mat2grad.matfile.atomic` (a temporary file in the target folder, moved over the target
+when complete): a failed ``savemat`` leaves a truncated file, so the target is never touched
+until the new file is complete. It writes v7 (scipy), or v7.3 (HDF5 in MATLAB's own layout,
+see NOTE: [MAT v7.3 layout]) when a variable is over 2^31 bytes (``MAT2GRAD_V73_THRESHOLD``
+lowers that for tests) or on request.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,97 +19,18 @@ import numpy as np
 
 from ..errors import Mat2GradError
 from ._v73 import write_v73_file
+from .atomic import replace_atomically, target_folder, temporary_beside
 from .tree import is_matlab_name
 
 __all__ = [
     "write_mat",
-    "write_bytes_atomically",
-    "temporary_beside",
-    "replace_atomically",
-    "discard",
     "check_names",
-    "target_folder",
     "MAT_FORMATS",
     "V7_MAX_BYTES",
     "v73_threshold",
     "variable_nbytes",
     "choose_format",
 ]
-
-# --------------------------------------------------------------------------------------
-# The one atomic replace
-# --------------------------------------------------------------------------------------
-
-
-def temporary_beside(path: Path) -> tuple[int, str]:
-    """A new temporary file in ``path``'s folder, for writing ``path`` atomically (write it,
-    then ``os.replace``). It gets the permissions a plainly created file would get
-    (0666 minus the umask), not mkstemp's private 0600, since it becomes the result file."""
-    folder = target_folder(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)
-    except (AttributeError, OSError):  # Windows: no fchmod; mkstemp's mode is fine there
-        pass
-    return fd, tmp
-
-
-def replace_atomically(
-    tmp: str, path: Path, finish: Callable[[], None], *, what: str = "MAT-file"
-) -> Path:
-    """Complete the temporary file ``tmp`` (made by :func:`temporary_beside`) with
-    ``finish()``, then move it over ``path``; on any failure remove ``tmp`` and leave
-    ``path`` untouched.
-
-    Raises:
-        Mat2GradError: ``finish`` or the move failed (a :class:`Mat2GradError` or a
-            ``KeyboardInterrupt`` from ``finish`` propagates as it is).
-    """
-    try:
-        finish()
-        os.replace(tmp, path)
-    except BaseException as exc:
-        discard(tmp)
-        if isinstance(exc, Mat2GradError | KeyboardInterrupt):
-            raise
-        raise Mat2GradError(f"{path}: could not write the {what} ({exc})") from None
-    return path
-
-
-def discard(tmp: str) -> None:
-    """Remove a temporary file if it is still there."""
-    try:
-        os.unlink(tmp)
-    except OSError:
-        pass
-
-
-def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (a temporary file beside it, then
-    ``os.replace``): the target is either the old file or the whole new one.
-
-    Raises:
-        Mat2GradError: the folder is missing or the file could not be written.
-    """
-    path = Path(path)
-    fd, tmp = temporary_beside(path)
-
-    def finish() -> None:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-
-    return replace_atomically(tmp, path, finish, what="file")
-
-
-def target_folder(path: Path) -> Path:
-    """The folder ``path`` will be written in; it must exist."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise Mat2GradError(f"{path}: the folder {folder} does not exist")
-    return folder
-
 
 # --------------------------------------------------------------------------------------
 # MAT-files
@@ -143,17 +61,17 @@ def write_mat(
     target_folder(path)  # fail before any work if the folder is missing
     sizes = {name: variable_nbytes(value) for name, value in variables.items()}
     chosen = choose_format(format, sizes, v73_threshold, where=str(path))
-    fd, tmp = temporary_beside(path)
+    tmp = temporary_beside(path)
 
     def finish() -> None:
         if chosen == "v7.3":
-            os.close(fd)
-            write_v73_file(tmp, variables)
+            with tmp.file() as fh:
+                write_v73_file(fh, variables)
         else:
             import scipy.io  # deferred: cuts start-up time for commands that write nothing
 
             payload = {name: _to_savemat(value) for name, value in variables.items()}
-            with os.fdopen(fd, "wb") as fh:
+            with tmp.file() as fh:
                 scipy.io.savemat(
                     fh,
                     payload,
@@ -163,7 +81,7 @@ def write_mat(
                     oned_as="column",
                 )
 
-    return replace_atomically(tmp, path, finish)
+    return replace_atomically(tmp, finish)
 
 
 def check_names(variables: Mapping[str, Any]) -> None:

@@ -141,5 +141,34 @@ class OnnxNetwork(nn.Module):
             if is_float and x.dtype != self.dtype:
                 x = x.to(self.dtype)
             prepared.append(x)
-        outs = torch.func.vmap(self._one_sample)(*prepared)
+        sizes = [x.shape[0] for x in prepared]
+        if len(set(sizes)) > 1:
+            listed = ", ".join(f"'{n}' {q}" for n, q in zip(self.input_names, sizes, strict=True))
+            raise Mat2GradError(
+                f"{self.source}: every input needs the same number of samples (batch size); "
+                f"found {listed}"
+            )
+        try:
+            outs = torch.func.vmap(self._one_sample)(*prepared)
+        except RuntimeError as exc:
+            if not any(d is None for shape in self.input_shapes for d in shape):
+                raise
+            # NOTE: [Symbolic input sizes]
+            #   A size the file leaves symbolic cannot be checked before the graph runs; when
+            #   the data's size is not the one the weights need (an LSTM's feature size), the
+            #   graph fails inside an operator, which is the data's fault, not a bug.
+            given = ", ".join(
+                f"'{n}' {tuple(x.shape[1:])}"
+                for n, x in zip(self.input_names, prepared, strict=True)
+            )
+            declared = ", ".join(
+                f"'{n}' ({', '.join('?' if d is None else str(d) for d in shape)})"
+                for n, shape in zip(self.input_names, self.input_shapes, strict=True)
+            )
+            raise Mat2GradError(
+                f"{self.source}: the model cannot run on inputs of per-sample shape {given}: "
+                f"the file leaves sizes symbolic ({declared}) and its graph needs others "
+                f"({type(exc).__name__}: {exc}); give data of the sizes the network was "
+                "built for ('mat2grad info FILE' lists them)"
+            ) from None
         return outs[0] if len(outs) == 1 else outs

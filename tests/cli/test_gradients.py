@@ -277,26 +277,28 @@ def test_jacobian_errors_leave_no_file(capsys, tmp_path):
         out,
     )
     assert_one_line_error(code, err, r"if samples are stored in columns, pass --samples columns")
-    code, _, err = run(
-        capsys,
-        "jacobian",
-        src,
-        "--network",
-        "fg",
-        "--inputs",
-        src,
-        "--inputs-var",
-        "i",
-        "--mode",
-        "analytic",
-        "--format",
-        "v7",
-        "--chunk-size",
-        "0",
-        "-o",
-        out,
-    )
-    assert_one_line_error(code, err, r"chunk_size")
+    with pytest.raises(SystemExit) as usage:  # --chunk-size 0 is a usage error: exit 2
+        run(
+            capsys,
+            "jacobian",
+            src,
+            "--network",
+            "fg",
+            "--inputs",
+            src,
+            "--inputs-var",
+            "i",
+            "--mode",
+            "analytic",
+            "--format",
+            "v7",
+            "--chunk-size",
+            "0",
+            "-o",
+            out,
+        )
+    assert usage.value.code == 2
+    assert "--chunk-size: must be a whole number >= 1" in capsys.readouterr().err
     assert not out.exists()
     assert not list(tmp_path.glob("*.tmp"))
 

@@ -4,6 +4,7 @@ the repo), the committed fixtures, and the tolerances used everywhere."""
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import numpy as np
@@ -310,3 +311,26 @@ def assert_float32_agree(actual, expected, bound: np.ndarray, what: str = "") ->
         f"{what}: float32 results differ by {diff[worst]:.3e} where the rounding bound "
         f"allows {allowed[worst]:.3e}"
     )
+
+
+def read_only(folder, monkeypatch) -> None:
+    """Make ``folder`` read-only. Where the process may write there anyway (root), the
+    refusal the kernel gives everyone else is given to this process's creations in it."""
+    folder.chmod(0o555)
+    probe = folder / ".probe"
+    try:
+        probe.write_bytes(b"")
+    except PermissionError:
+        return
+    probe.unlink()
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kwargs):
+        creates = flags & (os.O_CREAT | getattr(os, "O_TMPFILE", 0))
+        if creates and os.path.realpath(
+            os.path.dirname(path) if flags & os.O_CREAT else path
+        ) == os.path.realpath(folder):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
