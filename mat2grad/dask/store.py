@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -76,8 +77,25 @@ def _atomic_dir(target: Path) -> Iterator[Path]:
         else:
             os.replace(tmp, target)
     finally:
+        if tmp.exists():  # the job failed after writing some chunks
+            _remove_settled(tmp)
+
+
+def _remove_settled(tmp: Path, quiet: float = 0.2, limit: float = 10.0) -> None:
+    """Remove ``tmp`` and keep removing it until it has stayed absent for ``quiet`` seconds
+    (at most ``limit``): when one task of a job fails, the scheduler raises at once while
+    tasks already running still write their chunks, recreating the folder behind us."""
+    deadline = time.monotonic() + limit
+    absent_since: float | None = None
+    while time.monotonic() < deadline:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+            absent_since = None
+        elif absent_since is None:
+            absent_since = time.monotonic()
+        elif time.monotonic() - absent_since >= quiet:
+            return
+        time.sleep(0.02)
 
 
 def _regular(x: da.Array) -> da.Array:
