@@ -11,6 +11,8 @@ The public API::
     mat2grad.performance(net, x, t)                # MATLAB's perform(net, t, sim(net, x))
     g = mat2grad.weight_gradient(net, x, t)        # d perf / d weights: g.db, g.dIW, g.dLW, g.dwb
     mat2grad.convert("net.mat", "net.onnx")        # a portable .pt2 / .pt / .onnx file
+    S = mat2grad.sensitivity(net, x)               # which inputs matter: S["rms"] (S, R), ...
+    f = mat2grad.salib_model(net)                  # SALib's (N, D) samples -> (N, S) outputs
 """
 
 from ._version import __version__
@@ -29,9 +31,11 @@ from .export import convert
 from .loading import FoundNetwork, find_networks, load
 from .performance import error_jacobian, getwb, performance, weight_gradient
 from .predict import predict
+from .sensitivity import SensitivityResult, salib_model, sensitivity
 
-# NOTE: `mat2grad.performance` is the function; the module of the same name is reached with
-# `from mat2grad.performance import ...` (Python finds it in sys.modules).
+# NOTE: `mat2grad.performance` and `mat2grad.sensitivity` are the functions; the packages of
+# the same names are reached with `from mat2grad.performance import ...` and
+# `from mat2grad.sensitivity import ...` (Python finds them in sys.modules).
 
 __all__ = [
     "__version__",
@@ -53,4 +57,7 @@ __all__ = [
     "weight_gradient",
     "error_jacobian",
     "getwb",
+    "sensitivity",
+    "SensitivityResult",
+    "salib_model",
 ]

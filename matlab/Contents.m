@@ -14,6 +14,9 @@
 %   mat2grad_check    - Check mat2grad's derivatives of a network against finite differences.
 %   mat2grad_sensitivity - Which inputs of a trained network matter, by how much, with what confidence.
 %
+% Analyses
+%   mat2grad_sensitivity - Which inputs of a trained network matter, by how much, with what confidence.
+%
 % Networks
 %   mat2grad_predict  - Outputs of a trained network, computed by mat2grad (like sim).
 %   mat2grad_info     - Describe the networks in a file as mat2grad reads them.

@@ -31,7 +31,9 @@ function S = mat2grad_sensitivity(net, X, varargin)
 %                    (across networks) and S.<stat>_networks (S-by-R-by-M)
 %     'Plot'         true: draw the charts with MATLAB's graphics (mean against std, rms
 %                    bars with intervals, lag or interaction heat maps)
-%     'Network', 'Samples', 'ChunkSize', 'MaxLag'  as for MAT2GRAD_JACOBIAN
+%     'Network', 'Samples', 'DataType', 'ChunkSize', 'MaxLag'  as for MAT2GRAD_JACOBIAN
+%   To save the charts to a file instead, run the command line's mat2grad sens ... --plot
+%   S.png (matplotlib).
 %
 %   For networks with tapped delays or feedback, X is a numInputs-by-TS cell of R-by-Q
 %   matrices; the statistics are per delay, S-by-R-by-(L+1) (S.rms(:,:,d+1) for lag d),
@@ -52,7 +54,8 @@ function S = mat2grad_sensitivity(net, X, varargin)
           'mat2grad: usage: S = mat2grad_sensitivity(NET, X, ...)');
   end
   [own, rest] = split_options(varargin);
-  options = parse_options('sensitivity', {'Network', 'Samples', 'ChunkSize', 'MaxLag'}, rest);
+  options = parse_options('sensitivity', {'Network', 'Samples', 'DataType', 'ChunkSize', ...
+                                          'MaxLag'}, rest);
   if is_octave()
     options(end+1, :) = {'format', 'v7'};  % Octave cannot read MAT v7.3 (HDF5) files
   end
@@ -156,19 +159,40 @@ function draw(S)
 end
 
 %!shared net, X
-%! % (the blocks that run the command wait for 'mat2grad sens' to be on the command line)
 %! [net, X] = m2g_test_net ();
 
 %!testif ; m2g_test_has ('sens')
-%! % the numbers equal those of the command line, and the mean equals the mean of
-%! % mat2grad_jacobian's Jacobians over the samples
+%! % the mean, rms and std equal those of mat2grad_jacobian's Jacobians over the samples
 %! S = mat2grad_sensitivity (net, X);
 %! J = mat2grad_jacobian (net, X);
 %! m2g_test_close (S.mean, mean (J, 3), 1e-12);
 %! m2g_test_close (S.rms, sqrt (mean (J .^ 2, 3)), 1e-12);
+%! m2g_test_close (S.mean_abs, mean (abs (J), 3), 1e-12);
 %! m2g_test_close (S.std, std (J, 1, 3), 1e-12);
 %! assert (numel (S.inputs), size (X, 1));
+%! assert (numel (S.outputs), size (J, 1));
 %! assert (S.num_samples, size (X, 2));
+%! assert (S.settings.std, 'population');
+
+%!testif ; m2g_test_has ('sens')
+%! % the numbers are the command line's: mat2grad sens on the same network and data
+%! folder = tempname ();
+%! mkdir (folder);
+%! cleaner = onCleanup (@() m2g_test_rmdir (folder));
+%! data = fullfile (folder, 'data.mat');
+%! save ('-v7', data, 'net', 'X');
+%! out = fullfile (folder, 'S.mat');
+%! [status, text] = system (sprintf (['"%s" -m mat2grad sens "%s" --network net --inputs "%s"' ...
+%!                                    ' --inputs-var X --scale std --ddof 1 -o "%s"'], ...
+%!                                   getenv ('MAT2GRAD_PYTHON'), data, data, out));
+%! assert (status, 0, text);
+%! C = load (out);
+%! S = mat2grad_sensitivity (net, X, 'Scale', 'std', 'Std', 'sample');
+%! for name = {'mean', 'std', 'rms', 'mean_abs'}
+%!   m2g_test_close (S.(name{1}), C.S.(name{1}), 1e-12);
+%! end
+%! assert (S.inputs, C.S.inputs);
+%! assert (S.settings.scale, 'std');
 
 %!testif ; m2g_test_has ('sens')
 %! % the sample std, bootstrap intervals, samples in rows
@@ -176,14 +200,28 @@ end
 %! J = mat2grad_jacobian (net, X);
 %! m2g_test_close (S.std, std (J, 0, 3), 1e-12);
 %! assert (all (S.rms_low(:) <= S.rms_high(:)));
+%! assert (S.settings.bootstrap, 20);
 
-%!testif ; m2g_test_has ('sens')
-%! % the charts draw headless
+%!testif ; m2g_test_has ('sens') && ! isempty (available_graphics_toolkits ())
+%! % the charts draw headless with Octave's own graphics: one figure per chart, one axes
+%! % per output, the heat maps showing S.interactions.mean_abs
 %! set (0, 'DefaultFigureVisible', 'off');
-%! S = mat2grad_sensitivity (net, X, 'Plot', true, 'Interactions', true);
-%! assert (isfield (S, 'interactions'));
-%! close all
+%! closer = onCleanup (@() close ('all'));
+%! close ('all');
+%! S = mat2grad_sensitivity (net, X, 'Plot', true, 'Interactions', true, 'Bootstrap', 10);
+%! assert (size (S.interactions.mean_abs), [2 5 5]);
+%! names = get (findall (0, 'type', 'figure'), 'name');
+%! assert (sort (names), sort ({'mean against std'; 'rms'; 'interactions'}));
+%! assert (numel (findall (findall (0, 'name', 'rms'), 'type', 'axes')), 2);
+%! images = findall (findall (0, 'name', 'interactions'), 'type', 'image');
+%! images = images(cellfun (@(c) isequal (size (c), [5 5]), get (images, 'cdata')));  % not colorbars
+%! assert (numel (images), 2);
+%! for k = 1:2
+%!   shown = get (images(k), 'cdata');
+%!   assert (any (arrayfun (@(o) isequal (shown, squeeze (S.interactions.mean_abs(o, :, :))), 1:2)));
+%! end
 
 %!error <usage> mat2grad_sensitivity (1)
 %!error <Scale> mat2grad_sensitivity ('net.mat', 1, 'Scale', 'sideways')
 %!error <Bootstrap> mat2grad_sensitivity ('net.mat', 1, 'Bootstrap', -1)
+%!error <Name, Value> mat2grad_sensitivity ('net.mat', 1, 'Bootstrap')

@@ -21,7 +21,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    """predict, jacobian, hessian, grad: the command writes its results to -o OUT.mat."""
+    """predict, jacobian, hessian, grad, sens: the command writes its results to -o OUT.mat."""
     command = commands.RESULT_COMMANDS[args.command]
     if getattr(args, "scheduler", None) or getattr(args, "workers", None):
         return _dask(args)
@@ -66,5 +66,6 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "hessian": _results,
     "check": _check,
     "grad": _results,
+    "sens": _results,
     "convert": _convert,
 }

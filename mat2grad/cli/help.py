@@ -28,6 +28,7 @@ examples:
   mat2grad hessian net.mat --inputs data.mat --output-index 1 -o H.mat
   mat2grad check net.mat
   mat2grad grad net.mat --inputs data.mat --targets data.mat -o G.mat
+  mat2grad sens net.mat --inputs data.mat --scale std --bootstrap 200 -o S.mat --plot S.png
   mat2grad convert net.mat -o net.onnx
   mat2grad jacobian net.mat --inputs big.mat --inputs-var X --workers 2 -o J.zarr
   mat2grad jacobian net.mat --inputs big.mat --inputs-var X --scheduler tcp://head:8786 \\
@@ -122,6 +123,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "(as MATLAB's perform computes it) and its gradient with respect to every weight and "
         "bias. Writes perf; db, dIW, dLW (cells shaped like net.b, net.IW, net.LW, [] where "
         "nothing is connected); dwb (a column in getwb(net) order).",
+    ),
+    "sens": (
+        "sensitivity analysis: which inputs matter, by how much, with what confidence",
+        "Statistics of the exact derivatives D(k,i,q) = dY(k,q)/dX(i,q) over the samples, "
+        "in raw units through all processing (NeuralSens' definitions), written as a "
+        "struct S: S.mean, S.std, S.rms (sqrt of the mean of D.^2) and S.mean_abs, each "
+        "S x R (output k, input i), S.inputs and S.outputs (names), S.num_samples, "
+        "S.settings; T = array2table(S.rms, 'RowNames', S.outputs, 'VariableNames', "
+        "S.inputs) makes a MATLAB table. Dynamic networks: per delay, S x R x (L+1). "
+        "Memory does not grow with the number of samples.",
     ),
     "convert": (
         "write a network as a portable .pt2, .pt or .onnx file",

@@ -163,6 +163,80 @@ def _add_convert_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_sens_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sensitivity analysis")
+    g.add_argument(
+        "--scale",
+        choices=CHOICES["scale"],
+        default="none",
+        help="none: raw units (default); std: D * std(x_i) / std(y_k) over the samples; "
+        "range: D * range(x_i) / range(y_k), the ranges the network recorded in training",
+    )
+    g.add_argument(
+        "--ddof",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="std divides by Q - DDOF: 0 the population std (default, NeuralSens' Python "
+        "package), 1 the sample std (R's sd, MATLAB's std(D, 0, 3))",
+    )
+    g.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="B",
+        help="B bootstrap replicates over the samples: adds S.<stat>_low and S.<stat>_high "
+        "(percentile intervals; default 0, none)",
+    )
+    g.add_argument(
+        "--conf-level",
+        type=float,
+        default=0.95,
+        metavar="P",
+        help="confidence level of the bootstrap intervals (default 0.95)",
+    )
+    g.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap and of DGSM's samples"
+    )
+    g.add_argument(
+        "--interactions",
+        action="store_true",
+        help="also S.interactions: mean, mean_abs, std and rms of the second derivatives "
+        "d2y_k/dx_i dx_j (S x R x R)",
+    )
+    g.add_argument(
+        "--dgsm",
+        type=int,
+        metavar="N",
+        help="also S.dgsm: derivative-based global sensitivity measures (SALib's "
+        "definition) over N samples drawn uniformly in the recorded input ranges",
+    )
+    g.add_argument(
+        "--weights",
+        action="store_true",
+        help="also S.weights: Garson's and Olden's weight-based importance "
+        "(one-hidden-layer networks; for comparison)",
+    )
+    g.add_argument(
+        "--committee",
+        action="store_true",
+        help="pool every network in FILE (networks trained for the same task): adds "
+        "S.<stat>_spread and S.<stat>_networks (S x R x M)",
+    )
+    g.add_argument(
+        "--max-lag",
+        metavar="L",
+        type=int,
+        help="dynamic networks: the largest delay analysed (default: the network's largest)",
+    )
+    g.add_argument(
+        "--plot",
+        metavar="CHART",
+        help="also draw the charts into this .png, .svg or .pdf file (needs "
+        "pip install 'mat2grad[plot]')",
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Argument groups several commands share
 # --------------------------------------------------------------------------------------
@@ -410,6 +484,13 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
         partial(_add_onnx_args, extra=CHECK_ONNX),
     ),
     "grad": (_add_model_args, _add_data_args, _add_grad_args, _add_output_args),
+    "sens": (
+        _add_model_args,
+        _add_data_args,
+        _add_sens_args,
+        partial(_add_gradient_args, mode=False),
+        _add_output_args,
+    ),
     "convert": (
         partial(_add_model_args, dtype_help=CONVERT_DTYPE, dtype_default=None),
         _add_convert_args,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import check, files, grad, hessian, jacobian, predict
+from . import check, files, grad, hessian, jacobian, predict, sens
 from .options import (
     CHOICES,
     CheckOptions,
@@ -30,6 +30,7 @@ from .options import (
     InfoOptions,
     JacobianOptions,
     PredictOptions,
+    SensOptions,
     flag,
     from_namespace,
     from_values,
@@ -52,6 +53,7 @@ __all__ = [
     "MemoryResults",
     "PredictOptions",
     "Results",
+    "SensOptions",
     "Variables",
     "check",
     "files",
@@ -62,6 +64,7 @@ __all__ = [
     "hessian",
     "jacobian",
     "predict",
+    "sens",
 ]
 
 
@@ -80,4 +83,5 @@ RESULT_COMMANDS: dict[str, Command] = {
     "jacobian": Command(JacobianOptions, jacobian.run),
     "hessian": Command(HessianOptions, hessian.run),
     "grad": Command(GradOptions, grad.run),
+    "sens": Command(SensOptions, sens.run),
 }

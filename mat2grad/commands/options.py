@@ -32,6 +32,7 @@ __all__ = [
     "JacobianOptions",
     "PredictOptions",
     "SERIES_OPTIONS",
+    "SensOptions",
     "flag",
     "from_namespace",
     "from_values",
@@ -48,6 +49,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "convention": ("math", "matlab"),
     "wb_order": ("bias-first", "bias-last"),
     "form": ("full", "step", "sum"),
+    "scale": ("none", "std", "range"),
 }
 
 
@@ -236,6 +238,28 @@ class ConvertOptions(_Model, _Output):
     dtype: str | None = None
     opset: int | None = None
     matlab_layout: bool = False
+
+
+@dataclass(kw_only=True)
+class SensOptions(_Model, _Data, _Chunks, _Output):
+    """``sens``: which inputs matter: the struct S of derivative statistics (NeuralSens'
+    mean, std, rms, mean_abs; per delay for dynamic networks), optionally with bootstrap
+    intervals, Hessian interactions, DGSM, weight-based importance, or a committee of every
+    network in FILE; ``plot`` also draws the charts into that file."""
+
+    command: ClassVar[str] = "sens"
+    format: str = "auto"
+    scale: str = "none"
+    ddof: int = 0
+    bootstrap: int = 0
+    conf_level: float = 0.95
+    seed: int = 0
+    interactions: bool = False
+    dgsm: int | None = None
+    weights: bool = False
+    committee: bool = False
+    max_lag: int | None = None
+    plot: str | None = None
 
 
 # --------------------------------------------------------------------------------------

@@ -76,13 +76,17 @@ def matrix_from_python(x: Any, what: str) -> np.ndarray:
 
 
 def result_to_python(value: Any) -> Any:
-    """A result variable, in MATLAB's layout -> float64 arrays (a scalar 1 x 1), and lists
-    of rows for cells (MATLAB converts a list of lists into a 2-D cell)."""
+    """A result variable, in MATLAB's layout -> float64 arrays (a scalar 1 x 1), lists of
+    rows for cells (MATLAB converts a list of lists into a 2-D cell), and dicts for structs
+    (sens's S; MATLAB's ``struct(d)`` converts them)."""
+    if isinstance(value, dict):
+        return {name: result_to_python(item) for name, item in value.items()}
     if isinstance(value, np.ndarray) and value.dtype == object:
         return [[result_to_python(item) for item in row] for row in value]
     if isinstance(value, str):
         return value
-    return as_float(value, "result")
+    arr = as_float(value, "result")
+    return arr.reshape(1, 1) if arr.ndim == 0 else arr
 
 
 def outputs_to_python(y: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:

@@ -11,20 +11,20 @@ standard deviation across networks (``ddof=1``) of each network's own statistic,
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from torch import nn
 
 from ..errors import Mat2GradError
-from ..loading import find_networks, load
+from ..loading import find_networks, is_onnx, load
 from .bootstrap import check_bootstrap
 from .local import local_result
 from .result import SensitivityResult
 from .stream import accumulate, states
 
-__all__ = ["committee", "committee_file"]
+__all__ = ["committee", "committee_file", "committee_models"]
 
 
 def committee(
@@ -87,11 +87,25 @@ def committee(
     return pooled
 
 
-def committee_file(path: str | os.PathLike[str], *x: Any, **options: Any) -> SensitivityResult:
-    """:func:`committee` over every network in a MAT-file (named by their paths in it)."""
+def committee_models(
+    path: str | os.PathLike[str], loader: Callable[..., nn.Module] = load, **options: Any
+) -> tuple[list[nn.Module], list[str]]:
+    """Every network of a MAT-file, loaded with ``loader(path, network, **options)``, and
+    their paths in the file (a committee's names)."""
+    if is_onnx(path):
+        raise Mat2GradError(
+            f"{path}: a committee needs a MAT-file of networks; an ONNX file holds one model"
+        )
     found = find_networks(path)
     broken = [f for f in found if f.spec is None]
     if broken:
         raise Mat2GradError(broken[0].error or f"{path}: network '{broken[0].path}' is unreadable")
-    models = [load(path, f.path) for f in found]
-    return committee(models, *x, names=[f.path for f in found], **options)
+    if not found:
+        raise Mat2GradError(f"{path}: no MATLAB network found")
+    return [loader(str(path), f.path, **options) for f in found], [f.path for f in found]
+
+
+def committee_file(path: str | os.PathLike[str], *x: Any, **options: Any) -> SensitivityResult:
+    """:func:`committee` over every network in a MAT-file (named by their paths in it)."""
+    models, names = committee_models(path)
+    return committee(models, *x, names=names, **options)

@@ -25,6 +25,7 @@ __all__ = [
     "plot_mean_std",
     "plot_rms",
     "plot_saliency",
+    "check_target",
     "save_report",
 ]
 
@@ -186,13 +187,22 @@ def charts(result: SensitivityResult) -> list[Any]:
     return figs
 
 
-def save_report(result: SensitivityResult, path: str | Path, dpi: int = 100) -> Path:
-    """All charts of ``result`` in one file: ``.png``, ``.svg`` or ``.pdf`` (a ``.pdf``
-    gets one page per chart; ``.png``/``.svg`` stack them vertically)."""
+def check_target(path: str | Path) -> Path:
+    """``path`` as a chart file :func:`save_report` can write (``.png``, ``.svg`` or
+    ``.pdf``), with matplotlib installed: checked before an analysis, not after it."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg", ".pdf"):
         raise Mat2GradError(f"{path}: plots are written as .png, .svg or .pdf, not '{suffix}'")
+    _pyplot()
+    return path
+
+
+def save_report(result: SensitivityResult, path: str | Path, dpi: int = 100) -> Path:
+    """All charts of ``result`` in one file: ``.png``, ``.svg`` or ``.pdf`` (a ``.pdf``
+    gets one page per chart; ``.png``/``.svg`` stack them vertically)."""
+    path = check_target(path)
+    suffix = path.suffix.lower()
     plt = _pyplot()
     figs = charts(result)
     if not figs:

@@ -62,17 +62,34 @@ def fold(state: State, d: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
     c = d.shape[0]
     if c == 0:
         return
-    data = {"d": d, "abs": np.abs(d), "sq": d * d, "x": x, "y": y}
-    second = {"d": True, "abs": False, "sq": state.spread_sq, "x": True, "y": True}
-    for k, v in data.items():
-        state.main[k] = mom.combine(state.main[k], mom.chunk(v, second=second[k]))
-    if state.boot is not None:
-        w = poisson_weights(state.seed, state.seen, state.seen + c, state.replicates)
-        for k, v in data.items():
-            state.boot[k] = mom.combine(state.boot[k], mom.chunk(v, w, second=second[k]))
     if state.reservoir is not None:
         state.reservoir.add(state.seen, d)
+    if state.boot is not None:
+        _fold_boot(state, d, x, y)
+    # one scratch array serves the deviations of D, then |D|, then D^2 (see NOTE: [Chunk
+    # sums by BLAS]); D^2 is only averaged unless its spread is wanted
+    work = np.empty_like(d)
+    parts = {
+        "d": mom.chunk(d, work=work),
+        "abs": mom.chunk(np.abs(d, out=work), second=False),
+        "sq": (mom.chunk(np.multiply(d, d, out=work)) if state.spread_sq else mom.mean_square(d)),
+        "x": mom.chunk(x),
+        "y": mom.chunk(y),
+    }
+    for k, v in parts.items():
+        state.main[k] = mom.combine(state.main[k], v)
     state.seen += c
+
+
+def _fold_boot(state: State, d: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """The Poisson bootstrap replicates' share of :func:`fold` (see NOTE: [Poisson
+    bootstrap])."""
+    assert state.boot is not None
+    data = {"d": d, "abs": np.abs(d), "sq": d * d, "x": x, "y": y}
+    second = {"d": True, "abs": False, "sq": state.spread_sq, "x": True, "y": True}
+    w = poisson_weights(state.seed, state.seen, state.seen + d.shape[0], state.replicates)
+    for k, v in data.items():
+        state.boot[k] = mom.combine(state.boot[k], mom.chunk(v, w, second=second[k]))
 
 
 def merge(a: State, b: State) -> State:
@@ -141,10 +158,10 @@ def accumulate(
     xflat = [to_numpy(xs[j]) for j in chunks.wrt]
     for ch in chunks:
         d, y = _flat_chunk(ch, layout)
-        x = np.concatenate(
-            [to_numpy(p[ch.start : ch.stop]).reshape(ch.stop - ch.start, -1) for p in xflat],
-            axis=1,
-        ).astype(np.float64, copy=False)
+        parts = [p[ch.start : ch.stop].reshape(ch.stop - ch.start, -1) for p in xflat]
+        x = (np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]).astype(
+            np.float64, copy=False
+        )
         fold(state, d, x, y)
     return state
 
