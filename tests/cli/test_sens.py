@@ -11,7 +11,7 @@ import mat2grad
 from mat2grad import matfile, matlab_api
 from mat2grad.cli import main
 from mat2grad.errors import Mat2GradError
-from tests.records import cell, empty, tiny_record, to_mat
+from tests.support.records import cell, empty, tiny_record, to_mat
 from tests.support.helpers import FIXTURES
 
 #: two float64 runs of the same accumulation, chunked alike: round-off of the merges only
