@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..commands import FileResults, JacobianOptions, from_namespace, jacobian
@@ -29,16 +29,23 @@ from .parser import (  # noqa: F401
     build_parser,
 )
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run_handler"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (tests call it in-process)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    return run_handler(args, HANDLERS[args.command])
+
+
+def run_handler(args: argparse.Namespace, handler: Callable[[argparse.Namespace], Any]) -> int:
+    """Run ``handler(args)`` the way the command line does: its exit code, or 1 with one
+    line ``mat2grad: <message>`` on stderr for an error (the traceback with ``--debug``),
+    130 when interrupted; warnings go to stderr. The worker runs its requests through it."""
     try:
         with warnings_on_stderr():
-            return int(HANDLERS[args.command](args) or 0)
+            return int(handler(args) or 0)
     except Mat2GradError as exc:
         if args.debug:
             traceback.print_exc()

@@ -10,6 +10,7 @@ from functools import partial
 
 from .._version import __version__
 from ..commands import CHOICES
+from ..commands.matlab import WORKER_IDLE_TIMEOUT
 from ..convert import DEFAULT_OPSET, ONNX_OPSETS
 from .help import CHECK_ONNX, COMMANDS, CONVERT_DTYPE, CONVERT_EPILOG, EPILOG
 
@@ -43,6 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------
 # Each command's own arguments
 # --------------------------------------------------------------------------------------
+
+
+def _add_matlab_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--folder", action="store_true", help="print only the folder of the helpers")
+    p.add_argument(
+        "--install",
+        choices=("octave", "matlab"),
+        help="write the setup into that program's startup file (~/.octaverc; "
+        "Documents/MATLAB/startup.m)",
+    )
+    p.add_argument("--startup", metavar="FILE", help="the startup file to write instead")
+    p.add_argument("--python", metavar="PYTHON", help="the Python to name (default: this one)")
+
+
+def _add_worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=WORKER_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"end after SECONDS without a request (0: never; default {WORKER_IDLE_TIMEOUT:g})",
+    )
 
 
 def _add_info_args(p: argparse.ArgumentParser) -> None:
@@ -361,6 +384,8 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
         partial(_add_onnx_args, extra=CHECK_ONNX),
     ),
     "grad": (_add_model_args, _add_data_args, _add_grad_args, _add_output_args),
+    "matlab": (_add_matlab_args,),
+    "worker": (_add_worker_args,),
     "convert": (
         partial(_add_model_args, dtype_help=CONVERT_DTYPE, dtype_default=None),
         _add_convert_args,

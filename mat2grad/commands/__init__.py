@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import check, files, grad, hessian, jacobian, predict
+from . import check, files, grad, hessian, jacobian, matlab, predict
 from .options import (
     CHOICES,
     CheckOptions,
@@ -61,6 +61,7 @@ __all__ = [
     "grad",
     "hessian",
     "jacobian",
+    "matlab",
     "predict",
 ]
 

@@ -1,0 +1,172 @@
+"""A warm worker: one long-lived Python process that runs mat2grad commands for MATLAB or
+Octave, so that a call costs milliseconds instead of starting Python and importing PyTorch.
+
+``python -m mat2grad worker`` (``mat2grad worker``) reads requests on standard input and
+answers on standard output, one JSON line each. The MATLAB helpers start it with
+``mat2grad_setup('Worker', true)`` and send it exactly the command lines they would otherwise
+run through ``system()``; the data and results still travel as MAT-files in the helper's
+temporary folder. See NOTE: [Worker protocol].
+
+A command runs as the command line runs it (:func:`mat2grad.cli.run_handler`: the same
+commands, the same messages and exit codes), except that networks are read once and kept,
+keyed by (path, modification time, size) (:func:`mat2grad.loading.cached_load`).
+
+The worker ends when its standard input closes (the MATLAB/Octave process that started it
+ended, however it ended), when that parent process is gone (it is checked every second), or
+after ``idle_timeout`` seconds without a request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from functools import partial
+from typing import IO, Any
+
+from ._version import __version__
+from .cli import build_parser, run_handler
+from .cli.handlers import HANDLERS, RESULT_HANDLER
+from .commands import RESULT_COMMANDS
+from .commands.matlab import WORKER_IDLE_TIMEOUT
+from .loading import cached_load
+
+__all__ = ["handle", "serve"]
+
+#: Commands a worker does not run (they are not about networks, or would nest workers).
+_REFUSED = ("worker", "matlab")
+
+# NOTE: [Worker protocol]
+# One line of JSON per message, UTF-8, on the worker's standard input and output:
+#   worker -> client, once, when it is ready:   {"ready": "mat2grad 1.2.3", "pid": 4242}
+#   client -> worker, per request:              {"id": 7, "cwd": "/home/me", "argv": [...]}
+#   worker -> client, per request:              {"id": 7, "status": 0, "out": "...",
+#                                                "err": "..."}
+# argv is the command line after "mat2grad" (["jacobian", "net.mat", "--inputs", ...]);
+# status, out and err are what that command line would exit with and print on stdout and
+# stderr, so the client reports results and errors exactly as it does for system().
+# The id lets a client that gave up waiting (Ctrl-C) skip the late answer to an old
+# request; cwd resolves relative paths as the client's current folder does now.
+# Only this module writes to the protocol's stream: the process's own standard output
+# (file descriptor 1) is pointed at standard error, so nothing a library prints can
+# corrupt an answer. Requests are MAT-files named on the command line, not arrays in the
+# pipe: measured in benchmarks/matlab_worker.py, saving and loading the few small
+# MAT-files costs Octave a few milliseconds, and every option, cell and network struct then
+# takes the command line's one well-tested route.
+
+
+def serve(
+    requests: IO[bytes] | None = None,
+    *,
+    idle_timeout: float | None = WORKER_IDLE_TIMEOUT,
+    watch_parent: bool = True,
+) -> int:
+    """Answer requests until standard input closes, the parent process is gone, or
+    ``idle_timeout`` seconds (``None`` or ``0``: no limit) pass without a request.
+
+    Args:
+        requests: where requests come from (default: standard input); answers go to the
+            process's standard output, which from then on is reserved for them.
+        idle_timeout: seconds to wait for a request before ending.
+        watch_parent: end as soon as the process that started the worker is gone.
+
+    Returns:
+        0, the exit code.
+    """
+    answers = _claim_stdout()
+    inbox: queue.Queue[bytes | None] = queue.Queue()
+    source = requests if requests is not None else sys.stdin.buffer
+    threading.Thread(target=_read_lines, args=(source, inbox), daemon=True).start()
+    if watch_parent:
+        threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    _send(answers, {"ready": f"mat2grad {__version__}", "pid": os.getpid()})
+    parser = build_parser()
+    while True:
+        try:
+            line = inbox.get(timeout=idle_timeout or None)
+        except queue.Empty:
+            return 0  # idle: the client starts a new worker when it needs one
+        if line is None:
+            return 0  # standard input closed: the client is gone
+        _send(answers, handle(line, parser))
+
+
+def handle(line: bytes | str, parser: argparse.ArgumentParser | None = None) -> dict[str, Any]:
+    """The answer to one request line (see NOTE: [Worker protocol])."""
+    try:
+        request = json.loads(line)
+        ident, argv = request.get("id"), request["argv"]
+        if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
+            raise TypeError("argv must be a list of strings")
+        cwd = request.get("cwd")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        text = f"mat2grad: worker: malformed request ({exc}); expected {{'id', 'cwd', 'argv'}}"
+        return {"id": None, "status": 2, "out": "", "err": text + "\n"}
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = _run(argv, cwd, parser or build_parser())
+    return {"id": ident, "status": status, "out": out.getvalue(), "err": err.getvalue()}
+
+
+def _run(argv: list[str], cwd: str | None, parser: argparse.ArgumentParser) -> int:
+    """One command line, run in this process; its exit code (output on sys.stdout/err)."""
+    if argv and argv[0] in _REFUSED:
+        print(f"mat2grad: worker: '{argv[0]}' is not run by a worker", file=sys.stderr)
+        return 2
+    try:
+        if cwd:
+            os.chdir(cwd)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors, --help, --version: argparse has printed
+        return exc.code if isinstance(exc.code, int) else 1
+    except OSError as exc:
+        print(f"mat2grad: worker: cannot use the folder {cwd} ({exc})", file=sys.stderr)
+        return 1
+    if args.command in RESULT_COMMANDS:
+        return run_handler(args, partial(RESULT_HANDLER, loader=cached_load))
+    return run_handler(args, HANDLERS[args.command])
+
+
+# --------------------------------------------------------------------------------------
+# The process: its streams and its parent
+# --------------------------------------------------------------------------------------
+
+
+def _claim_stdout() -> IO[str]:
+    """A text stream on (a copy of) standard output for the answers; file descriptor 1
+    itself then points at standard error, so that stray output cannot reach the client."""
+    sys.stdout.flush()
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return answers
+
+
+def _send(stream: IO[str], message: dict[str, Any]) -> None:
+    stream.write(json.dumps(message) + "\n")
+    stream.flush()
+
+
+def _read_lines(source: IO[bytes], inbox: queue.Queue[bytes | None]) -> None:
+    """Every line of ``source`` into ``inbox``, then ``None`` for the end."""
+    try:
+        for line in source:
+            if line.strip():
+                inbox.put(line)
+    finally:
+        inbox.put(None)
+
+
+def _watch_parent(parent: int) -> None:
+    """End the process as soon as its parent is gone (POSIX: it is then re-parented),
+    even in the middle of a command: nobody is left to read the answer."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
