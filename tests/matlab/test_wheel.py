@@ -90,8 +90,9 @@ def test_wheel_helpers_in_a_fresh_octave(installed, tmp_path):
 
     # 2. --install writes ~/.octaverc once (twice: still one block), and Octave reads it
     (home / ".octaverc").write_text("x_before = 1;\n")
+    install = [str(installed), "-m", "mat2grad", "matlab", "--install", "octave"]
     for _ in range(2):
-        done = subprocess.run([str(installed), "-m", "mat2grad", "matlab", "--install", "octave"], **run)
+        done = subprocess.run(install, **run)
         assert done.returncode == 0, done.stderr
     rc = (home / ".octaverc").read_text()
     assert rc.startswith("x_before = 1;\n") and rc.count("addpath(") == 1, rc
