@@ -62,7 +62,7 @@ _REFUSED = ("worker", "matlab")
 
 
 def serve(
-    requests: IO[bytes] | None = None,
+    requests: int | None = None,
     *,
     idle_timeout: float | None = WORKER_IDLE_TIMEOUT,
     watch_parent: bool = True,
@@ -71,8 +71,8 @@ def serve(
     ``idle_timeout`` seconds (``None`` or ``0``: no limit) pass without a request.
 
     Args:
-        requests: where requests come from (default: standard input); answers go to the
-            process's standard output, which from then on is reserved for them.
+        requests: the file descriptor requests come from (default: standard input's);
+            answers go to the process's standard output, reserved for them from then on.
         idle_timeout: seconds to wait for a request before ending.
         watch_parent: end as soon as the process that started the worker is gone.
 
@@ -81,7 +81,7 @@ def serve(
     """
     answers = _claim_stdout()
     inbox: queue.Queue[bytes | None] = queue.Queue()
-    source = requests if requests is not None else sys.stdin.buffer
+    source = requests if requests is not None else sys.stdin.fileno()
     threading.Thread(target=_read_lines, args=(source, inbox), daemon=True).start()
     if watch_parent:
         threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
@@ -153,12 +153,20 @@ def _send(stream: IO[str], message: dict[str, Any]) -> None:
     stream.flush()
 
 
-def _read_lines(source: IO[bytes], inbox: queue.Queue[bytes | None]) -> None:
-    """Every line of ``source`` into ``inbox``, then ``None`` for the end."""
+def _read_lines(source: int, inbox: queue.Queue[bytes | None]) -> None:
+    """Every line read from the file descriptor ``source`` into ``inbox``, then ``None``
+    for the end. Plain os.read, no buffered stream: this thread may still be blocked in
+    it when the process ends (idle timeout), and a buffered stream's lock would then stop
+    the interpreter's shutdown."""
+    pending = b""
     try:
-        for line in source:
-            if line.strip():
-                inbox.put(line)
+        while chunk := os.read(source, 1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if line.strip():
+                    inbox.put(line)
+    except OSError:
+        pass  # a broken pipe is an end like any other
     finally:
         inbox.put(None)
 
