@@ -258,6 +258,26 @@ end
 %! assert (after.Running);
 %! assert (after.Pid != before.Pid);
 
+%!testif ; isunix ()
+%! % another Python (a wrapper script that execs this one): a new worker runs with it
+%! worker_call ('x', {'--version'});
+%! [~, ~, ~, ~, before] = worker_call ('', {}, 'status');
+%! folder = tempname ();
+%! mkdir (folder);
+%! wrapper = fullfile (folder, 'python');
+%! fid = fopen (wrapper, 'w');
+%! fprintf (fid, '#!/bin/sh\nexec ''%s'' "$@"\n', exe);
+%! fclose (fid);
+%! system (['chmod +x ' quote_arg(wrapper)]);
+%! env = m2g_test_env ('MAT2GRAD_PYTHON', wrapper);
+%! [~, ~, status, served] = worker_call ('x', {'--version'});
+%! assert ({served, status}, {true, 0});
+%! [~, ~, ~, ~, after] = worker_call ('', {}, 'status');
+%! assert (after.Python, wrapper);
+%! assert (after.Pid != before.Pid);
+%! worker_call ('', {}, 'stop');
+%! m2g_test_rmdir (folder);
+
 %!test
 %! % a Python that cannot start a worker: not served (the caller falls back to system())
 %! worker_call ('', {}, 'stop');
