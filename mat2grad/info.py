@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from .loading import find_networks, is_onnx
 from .shallow.module import describe_spec
 from .shallow.record import NetworkSpec
@@ -51,6 +53,8 @@ def spec_summary(spec: NetworkSpec) -> dict[str, Any]:
                 "processedSize": i.processed_size,
                 "processFcns": [s.fcn for s in i.steps],
                 "feedbackOutput": i.feedback_output,
+                # [min max] per row, as MATLAB recorded it (inputs{i}.range); None if absent
+                "range": None if i.range is None else np.asarray(i.range, float).tolist(),
             }
             for i in spec.inputs
         ],

@@ -3,6 +3,7 @@ MATLAB helpers."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,15 @@ from .errors import Mat2GradError
 from .shallow.module import ShallowNetwork
 from .shallow.record import NetworkSpec, network_record, parse_network
 
-__all__ = ["FoundNetwork", "find_networks", "load", "load_spec", "is_onnx", "network_file"]
+__all__ = [
+    "FoundNetwork",
+    "cached_load",
+    "find_networks",
+    "load",
+    "load_spec",
+    "is_onnx",
+    "network_file",
+]
 
 
 @dataclass(frozen=True)
@@ -150,3 +159,23 @@ def load(
     if options:
         raise Mat2GradError(f"unexpected options for a MAT-file: {', '.join(options)}")
     return ShallowNetwork(load_spec(path, network), dtype=dtype)
+
+
+def cached_load(path: str, network: str | None = None, **options: Any) -> nn.Module:
+    """:func:`load`, remembering the last few networks: the long-lived front doors (MATLAB's
+    in-process route, the worker) are called again and again with the same file. The key is
+    the file's identity, modification time and size, so a rewritten file is read again."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        raise Mat2GradError(f"{path}: no such file") from None
+    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+    return _load_once(key, path, network, frozen)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_once(
+    key: tuple[Any, ...], path: str, network: str | None, options: tuple[Any, ...]
+) -> nn.Module:
+    return load(path, network, **{k: list(v) if isinstance(v, tuple) else v for k, v in options})

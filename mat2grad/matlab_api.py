@@ -29,13 +29,10 @@ reports as ``Python Error: Mat2GradError: <message>``.
 
 from __future__ import annotations
 
-import functools
-import os
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from . import matfile
 from .commands import RESULT_COMMANDS, MemoryResults, PredictOptions, Variables, from_values
@@ -44,7 +41,7 @@ from .commands.messages import one_line, warnings_on_stderr
 from .commands.sources import load_model
 from .contract import DTYPES, contract_of
 from .errors import Mat2GradError
-from .loading import is_onnx, load
+from .loading import cached_load, is_onnx
 
 __all__ = ["COMMANDS", "predict", "run"]
 
@@ -105,7 +102,7 @@ def predict(
     opts = PredictOptions(
         file=path, network=network, dtype=dtype, samples=samples, layout=layout if onnx else None
     )
-    if contract_of(load_model(opts, _cached_load)).is_dynamic:
+    if contract_of(load_model(opts, cached_load)).is_dynamic:
         raise Mat2GradError(
             f"matlab_api.predict: {path}: the network is dynamic (delays or feedback); give "
             "its time series to matlab_api.run('predict', path, X=..., Xi=..., Ai=...)"
@@ -116,7 +113,7 @@ def predict(
         value = matfile.array_from_python(x, "X", onnx)
     results = MemoryResults()
     data = Variables({"X": value}, quote=False)
-    predict_command.run(replace(opts, data=data, inputs_var="X"), results, loader=_cached_load)
+    predict_command.run(replace(opts, data=data, inputs_var="X"), results, loader=cached_load)
     return matfile.outputs_to_python(results.variables["Y"])
 
 
@@ -165,7 +162,7 @@ def run(command: str, path: str, **kwargs: Any) -> dict[str, Any]:
                 if data
                 else None,
             )
-            spec.run(opts, results)
+            spec.run(opts, results, loader=cached_load)
     except Mat2GradError as exc:
         raise Mat2GradError(one_line(str(exc))) from None
     except KeyboardInterrupt:
@@ -178,25 +175,3 @@ def run(command: str, path: str, **kwargs: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
-# The network, cached between calls
-# --------------------------------------------------------------------------------------
-
-
-def _cached_load(path: str, network: str | None = None, **options: Any) -> nn.Module:
-    """:func:`mat2grad.load`, remembering the last few networks: a MATLAB session calls
-    again and again with the same file. The key is the file's identity, modification time
-    and size, so a rewritten file is read again."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        raise Mat2GradError(f"{path}: no such file") from None
-    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
-    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
-    return _load(key, path, network, frozen)
-
-
-@functools.lru_cache(maxsize=4)
-def _load(
-    key: tuple[Any, ...], path: str, network: str | None, options: tuple[Any, ...]
-) -> nn.Module:
-    return load(path, network, **{k: list(v) if isinstance(v, tuple) else v for k, v in options})

@@ -17,6 +17,10 @@
 % Analyses
 %   mat2grad_sensitivity - Which inputs of a trained network matter, by how much, with what confidence.
 %
+% Analyses and optimisation
+%   mat2grad_sensitivity - Which inputs of a trained network matter, by how much, with what confidence.
+%   mat2grad_objective - A trained network as an objective function with its exact gradient.
+%
 % Networks
 %   mat2grad_predict  - Outputs of a trained network, computed by mat2grad (like sim).
 %   mat2grad_info     - Describe the networks in a file as mat2grad reads them.
@@ -24,7 +28,8 @@
 % Setup
 %   mat2grad_setup    - Tell the mat2grad helpers which Python to use, and check it works.
 %
-% The helpers run "PYTHON -m mat2grad ..." through system() (MATLAB and GNU Octave); in
+% The helpers run "PYTHON -m mat2grad ..." through system() (MATLAB and GNU Octave), or in
+% one warm Python process after mat2grad_setup('Worker', true) (milliseconds per call); in
 % MATLAB, mat2grad_setup('InProcess', true) calls mat2grad through py. instead. Install the
 % Python package first (pip install mat2grad, or from a clone of the repository:
 % pip install -c constraints.txt -e .), then run mat2grad_setup.

@@ -20,6 +20,17 @@ function config = mat2grad_setup(varargin)
 %     Version           the output of "PYTHON -m mat2grad --version" ('' if it fails)
 %     Problem           '' or, when mat2grad cannot run there, the error message
 %     InProcess         true when MATLAB calls mat2grad through its py interface
+%     Worker            true when the helpers use the warm worker (below)
+%     WorkerPid         the worker's process id; 0 when none is running
+%
+%   MAT2GRAD_SETUP('Worker', TF) makes the helpers run their commands in one long-lived
+%   Python process per MATLAB/Octave session ("PYTHON -m mat2grad worker", started at the
+%   first call and kept): a call then costs milliseconds instead of starting Python and
+%   importing PyTorch, and networks stay loaded (read again when their file changes). The
+%   worker ends with this session, after 'WorkerIdleTimeout' seconds without a call
+%   (default 1800; MAT2GRAD_SETUP('WorkerIdleTimeout', S) stores another), or when the
+%   Python changes; the next call starts a new one. Results and errors are those of the
+%   system() route. MAT2GRAD_SETUP('Worker', false) ends it and goes back to system().
 %
 %   MAT2GRAD_SETUP('InProcess', TF) (MATLAB R2019b and later only) makes the helpers call
 %   mat2grad inside MATLAB's own Python session instead of starting a new Python process
@@ -40,6 +51,8 @@ function config = mat2grad_setup(varargin)
   p.FunctionName = 'mat2grad_setup';
   p.addParameter('PythonExecutable', [], @(v) ischar(v) || (isstring(v) && isscalar(v)));
   p.addParameter('InProcess', [], @(v) islogical(v) || isnumeric(v));
+  p.addParameter('Worker', [], @(v) islogical(v) || isnumeric(v));
+  p.addParameter('WorkerIdleTimeout', [], @isnumeric);
   p.parse(varargin{:});
   given = setdiff(fieldnames(p.Results), p.UsingDefaults);
 
@@ -74,6 +87,21 @@ function config = mat2grad_setup(varargin)
     stored_setting('InProcess', false, enable);
   end
 
+  if any(strcmp(given, 'Worker'))
+    validateattributes(p.Results.Worker, {'logical', 'numeric'}, {'scalar', 'binary'}, ...
+                       'mat2grad_setup', 'Worker');
+    stored_setting('Worker', false, logical(p.Results.Worker));
+    if ~p.Results.Worker
+      worker_call('', {}, 'stop');
+    end
+  end
+  if any(strcmp(given, 'WorkerIdleTimeout'))
+    validateattributes(p.Results.WorkerIdleTimeout, {'numeric'}, ...
+                       {'scalar', 'real', 'nonnegative'}, 'mat2grad_setup', 'WorkerIdleTimeout');
+    stored_setting('WorkerIdleTimeout', 1800, double(p.Results.WorkerIdleTimeout));
+    worker_call('', {}, 'stop');   % the next call starts one with the new timeout
+  end
+
   if ~isempty(given) && nargout == 0
     return   % a setting was changed (and checked); nothing to report
   end
@@ -85,11 +113,18 @@ function config = mat2grad_setup(varargin)
   end
   config = struct('PythonExecutable', exe, 'Source', source, 'Version', version, ...
                   'Problem', problem, ...
-                  'InProcess', ~is_octave() && logical(stored_setting('InProcess', false)));
+                  'InProcess', ~is_octave() && logical(stored_setting('InProcess', false)), ...
+                  'Worker', logical(stored_setting('Worker', false)), 'WorkerPid', 0);
+  [~, ~, ~, ~, worker] = worker_call('', {}, 'status');
+  if worker.Running
+    config.WorkerPid = worker.Pid;
+  end
   if nargout == 0
     route = 'through system()';
     if config.InProcess
       route = 'in-process through py';
+    elseif config.Worker
+      route = 'through the warm worker';
     end
     if isempty(failure)
       fprintf('mat2grad helpers: Python ''%s'' (%s), %s, %s\n', exe, source, version, route);
@@ -193,3 +228,5 @@ end
 %!   assert (err.identifier, 'mat2grad:setup:python');
 %! end
 %!error id=mat2grad:setup:inProcess mat2grad_setup ('InProcess', true)
+%!error <Worker> mat2grad_setup ('Worker', 2)
+%!error <WorkerIdleTimeout> mat2grad_setup ('WorkerIdleTimeout', -1)

@@ -47,6 +47,7 @@ RANKS = {
     "loading": 5,
     "info": 5,
     "commands": 6,
+    "worker": 6,  # runs command lines it is handed; the CLI starts it
     "cli": 7,
     "matlab_api": 7,
     "__main__": 7,

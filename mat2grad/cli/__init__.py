@@ -7,25 +7,53 @@ usage error (argparse), 130 interrupted. ``--debug`` shows tracebacks.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
+from ..commands import RESULT_COMMANDS
 from ..commands.messages import one_line, warnings_on_stderr
 from ..errors import Mat2GradError
-from .handlers import HANDLERS
+from ..loading import cached_load
+from ..worker import serve
+from .handlers import HANDLERS, RESULT_HANDLER
 from .parser import build_parser
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run_handler", "run_line"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (tests call it in-process)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "worker":  # the worker runs command lines the way run_line does
+        return serve(partial(run_line, parser=parser), idle_timeout=args.idle_timeout)
+    return run_handler(args, HANDLERS[args.command])
+
+
+def run_line(argv: Sequence[str], parser: argparse.ArgumentParser | None = None) -> int:
+    """One command line run in this process, as the worker runs its requests: networks are
+    kept between calls (:func:`mat2grad.loading.cached_load`); returns the exit code."""
+    parser = parser or build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:  # usage errors, --help, --version: argparse has printed
+        return exc.code if isinstance(exc.code, int) else 1
+    if args.command in RESULT_COMMANDS:
+        return run_handler(args, partial(RESULT_HANDLER, loader=cached_load))
+    return run_handler(args, HANDLERS[args.command])
+
+
+def run_handler(args: argparse.Namespace, handler: Callable[[argparse.Namespace], Any]) -> int:
+    """Run ``handler(args)`` the way the command line does: its exit code, or 1 with one
+    line ``mat2grad: <message>`` on stderr for an error (the traceback with ``--debug``),
+    130 when interrupted; warnings go to stderr. The worker runs its requests through it."""
     try:
         with warnings_on_stderr():
-            return int(HANDLERS[args.command](args) or 0)
+            return int(handler(args) or 0)
     except Mat2GradError as exc:
         if args.debug:
             traceback.print_exc()

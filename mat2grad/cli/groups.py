@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 
 from ..commands import CHOICES
+from ..commands.matlab import WORKER_IDLE_TIMEOUT
 from ..commands.options import below_minimum
 from ..export import DEFAULT_OPSET, ONNX_OPSETS
 from .help import DASK_GROUP
@@ -419,3 +420,25 @@ def add_dask_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
 
 
 #: The argument groups of each command, in the order its --help lists them.
+
+
+def add_matlab_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--folder", action="store_true", help="print only the folder of the helpers")
+    p.add_argument(
+        "--install",
+        choices=("octave", "matlab"),
+        help="write the setup into that program's startup file (~/.octaverc; "
+        "Documents/MATLAB/startup.m)",
+    )
+    p.add_argument("--startup", metavar="FILE", help="the startup file to write instead")
+    p.add_argument("--python", metavar="PYTHON", help="the Python to name (default: this one)")
+
+
+def add_worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=WORKER_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"end after SECONDS without a request (0: never; default {WORKER_IDLE_TIMEOUT:g})",
+    )

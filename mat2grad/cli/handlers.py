@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 from .. import commands
 from ..commands import CheckOptions, ConvertOptions, InfoOptions, from_namespace
+from ..commands.sources import Loader
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "RESULT_HANDLER"]
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -20,12 +21,13 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results(args: argparse.Namespace) -> int:
-    """predict, jacobian, hessian, grad, sens: the command writes its results to -o OUT.mat."""
+def _results(args: argparse.Namespace, loader: Loader | None = None) -> int:
+    """predict, jacobian, hessian, grad, sens: the command writes its results to -o OUT.mat.
+    ``loader`` replaces :func:`mat2grad.load` (the worker's cache)."""
     command = commands.RESULT_COMMANDS[args.command]
     if getattr(args, "scheduler", None) or getattr(args, "workers", None):
         return _dask(args)
-    command.run(from_namespace(command.options, args))
+    command.run(from_namespace(command.options, args), loader=loader)
     return 0
 
 
@@ -58,6 +60,23 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _matlab(args: argparse.Namespace) -> int:
+    opts = commands.matlab.MatlabOptions(args.install, args.startup, args.python)
+    if args.install:
+        path = commands.matlab.install(opts)
+        print(f"mat2grad: the MATLAB/Octave helpers are set up at every start by {path}")
+    elif args.folder:
+        print(commands.matlab.helpers_folder())
+    else:
+        print(f"MATLAB/Octave helpers: {commands.matlab.helpers_folder()}")
+        print("Paste this line into MATLAB or Octave once (the Python is remembered):")
+        print(f"  {commands.matlab.setup_line(args.python)}")
+    return 0
+
+
+#: The handler of the commands whose results are variables; it takes a ``loader`` too.
+RESULT_HANDLER = _results
+
 #: The handler of each subcommand.
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": _info,
@@ -68,4 +87,5 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "grad": _results,
     "sens": _results,
     "convert": _convert,
+    "matlab": _matlab,
 }

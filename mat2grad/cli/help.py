@@ -140,6 +140,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "without mat2grad; the suffix of OUT picks the format: .pt2 (torch.export "
         "ExportedProgram), .pt (traced TorchScript), .onnx.",
     ),
+    "matlab": (
+        "where the MATLAB/Octave helpers are, and the line that sets them up",
+        "Print the folder of the MATLAB/Octave helpers (.m files) and the line to paste into "
+        "MATLAB or Octave: addpath(...) and mat2grad_setup with this Python. With --install, "
+        "write the setup into Octave's ~/.octaverc or MATLAB's startup.m instead (again: "
+        "the block written before is replaced).",
+    ),
+    "worker": (
+        "serve the MATLAB/Octave helpers from one warm process (started by them)",
+        "Run commands sent as JSON lines on standard input and answer on standard output, "
+        "keeping networks loaded between calls; mat2grad_setup('Worker', true) starts it. "
+        "Ends when standard input closes, the parent process ends, or after --idle-timeout "
+        "seconds without a request.",
+    ),
 }
 
 #: check's note on ONNX models (its "ONNX models" argument group).

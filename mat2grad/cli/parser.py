@@ -19,11 +19,13 @@ from .groups import (
     add_grad_args,
     add_gradient_args,
     add_info_args,
+    add_matlab_args,
     add_model_args,
     add_onnx_args,
     add_output_args,
     add_output_index_args,
     add_sens_args,
+    add_worker_args,
 )
 from .help import CHECK_ONNX, COMMANDS, CONVERT_DTYPE, CONVERT_EPILOG, EPILOG
 
@@ -97,6 +99,8 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
         partial(add_gradient_args, mode=False),
         add_output_args,
     ),
+    "matlab": (add_matlab_args,),
+    "worker": (add_worker_args,),
     "convert": (
         partial(add_model_args, dtype_help=CONVERT_DTYPE, dtype_default=None),
         add_convert_args,

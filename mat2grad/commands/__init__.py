@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import check, files, grad, hessian, jacobian, predict, sens
+from . import check, files, grad, hessian, jacobian, matlab, predict, sens
 from .options import (
     CHOICES,
     CheckOptions,
@@ -63,6 +63,7 @@ __all__ = [
     "grad",
     "hessian",
     "jacobian",
+    "matlab",
     "predict",
     "sens",
 ]

@@ -14,6 +14,10 @@ function [out, err, status] = run_cli(fn, args, scrub)
 %   OUT = RUN_CLI(FN, ARGS, SCRUB) replaces, in messages, each SCRUB{k,1} by SCRUB{k,2}
 %   (temporary file names mean nothing to the user).
 %
+%   With mat2grad_setup('Worker', true), the command line runs in this session's warm
+%   worker instead (WORKER_CALL: no new Python process, networks kept loaded), with the
+%   same output, messages and errors; system() is used when no worker can be started.
+%
 %   [OUT, ERR, STATUS] = RUN_CLI(...) never raises: the caller interprets STATUS and the
 %   standard error text ERR (use CLI_ERROR to raise the usual error).
 %
@@ -29,6 +33,31 @@ function [out, err, status] = run_cli(fn, args, scrub)
     scrub = cell(0, 2);
   end
   exe = python_executable();
+  served = false;
+  if use_worker(fn)
+    [out, err, status, served] = worker_call(fn, args);
+  end
+  if ~served
+    [out, err, status] = run_system(exe, args);
+  end
+  for k = 1:size(scrub, 1)
+    out = strrep(out, scrub{k, 1}, scrub{k, 2});
+    err = strrep(err, scrub{k, 1}, scrub{k, 2});
+  end
+  if nargout >= 3
+    return
+  end
+  if status ~= 0
+    cli_error(fn, status, err, exe);
+  end
+  message = strtrim(err);
+  if ~isempty(message)
+    warning(['mat2grad:' fn ':message'], '%s', message);
+  end
+end
+
+function [out, err, status] = run_system(exe, args)
+  % One new Python process through system(); standard error through a temporary file.
   errfile = [tempname() '_mat2grad_stderr.txt'];
   cleaner = onCleanup(@() delete_if_present(errfile)); %#ok<NASGU>
 
@@ -46,20 +75,6 @@ function [out, err, status] = run_cli(fn, args, scrub)
 
   [status, out] = system(cmd);
   err = read_text(errfile);
-  for k = 1:size(scrub, 1)
-    out = strrep(out, scrub{k, 1}, scrub{k, 2});
-    err = strrep(err, scrub{k, 1}, scrub{k, 2});
-  end
-  if nargout >= 3
-    return
-  end
-  if status ~= 0
-    cli_error(fn, status, err, exe);
-  end
-  message = strtrim(err);
-  if ~isempty(message)
-    warning(['mat2grad:' fn ':message'], '%s', message);
-  end
 end
 
 function text = read_text(file)

@@ -11,8 +11,8 @@ import mat2grad
 from mat2grad import matfile, matlab_api
 from mat2grad.cli import main
 from mat2grad.errors import Mat2GradError
-from tests.support.records import cell, empty, tiny_record, to_mat
 from tests.support.helpers import FIXTURES
+from tests.support.records import cell, empty, tiny_record, to_mat
 
 #: two float64 runs of the same accumulation, chunked alike: round-off of the merges only
 #: (the chunked-vs-one-shot bound of the sensitivity tests)
