@@ -4,8 +4,6 @@ progress bar), preallocated results, and the guard that samples are independent.
 from __future__ import annotations
 
 import contextlib
-import math
-import mmap
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,33 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..budget import CHUNK_BUDGET_BYTES, MAX_CHUNK, empty, ranges
 from ..errors import Mat2GradError
 from .setup import Setup
 
 __all__ = ["CHUNK_BUDGET_BYTES", "MAX_CHUNK"]
-
-#: working set per chunk; 16-64 MB measured best on a machine with a 32 MB L3 cache
-CHUNK_BUDGET_BYTES = 32 * 2**20
-MAX_CHUNK = 2**16
-
-#: outputs at least this large are allocated with transparent huge pages where the OS
-#: allows it: first-touch page faults otherwise cost ~40% of a small network's Jacobian
-_HUGE_ALLOC_BYTES = 64 * 2**20
-
-
-def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A preallocated result; large CPU results on transparent huge pages where possible."""
-    nbytes = math.prod(shape) * torch.tensor([], dtype=dtype).element_size()
-    if device.type == "cpu" and nbytes >= _HUGE_ALLOC_BYTES and hasattr(mmap, "MADV_HUGEPAGE"):
-        try:
-            buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-            buf.madvise(mmap.MADV_HUGEPAGE)
-            arr = np.frombuffer(buf, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
-            return torch.from_numpy(arr).view(shape)
-        except (OSError, ValueError, AttributeError):  # pragma: no cover - platform dependent
-            pass
-    return torch.empty(shape, dtype=dtype, device=device)
-
 
 def alloc_blocks(setup: Setup, c: int, device: torch.device) -> list[list[Tensor]]:
     """Jacobian blocks ``[k][jj]`` ``(c, *out_k, *in_wrt[jj])``."""
@@ -74,12 +50,6 @@ def _progress(total: int, progress: bool | None, desc: str) -> Any:
         file=sys.stderr,
         dynamic_ncols=True,
     )
-
-
-def ranges(q: int, size: int) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` of consecutive chunks of ``size`` samples covering ``0..q``."""
-    for a in range(0, q, size):
-        yield a, min(q, a + size)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,112 @@
+"""The working-set budget every sample loop shares (predict, the Jacobian engine): samples
+per chunk, the chunk ranges, large preallocated results, and the measured bytes a forward
+pass needs per sample."""
+
+from __future__ import annotations
+
+import math
+import mmap
+import weakref
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "CHUNK_BUDGET_BYTES",
+    "MAX_CHUNK",
+    "budget_chunk",
+    "empty",
+    "forward_bytes_per_sample",
+    "ranges",
+]
+
+#: working set per chunk; 16-64 MB measured best on a machine with a 32 MB L3 cache
+CHUNK_BUDGET_BYTES = 32 * 2**20
+MAX_CHUNK = 2**16
+
+#: outputs at least this large are allocated with transparent huge pages where the OS
+#: allows it: first-touch page faults otherwise cost ~40% of a small network's Jacobian
+_HUGE_ALLOC_BYTES = 64 * 2**20
+
+
+def budget_chunk(per_sample_bytes: float, q: int) -> int:
+    """Samples per chunk that fit the working-set budget (at least 1, at most ``q``)."""
+    size = int(CHUNK_BUDGET_BYTES // max(per_sample_bytes, 1.0))
+    return max(1, min(size, MAX_CHUNK, q))
+
+
+def ranges(q: int, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks of ``size`` samples covering ``0..q``."""
+    for a in range(0, q, size):
+        yield a, min(q, a + size)
+
+
+def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A preallocated result; large CPU results on transparent huge pages where possible."""
+    nbytes = math.prod(shape) * torch.tensor([], dtype=dtype).element_size()
+    if device.type == "cpu" and nbytes >= _HUGE_ALLOC_BYTES and hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            buf.madvise(mmap.MADV_HUGEPAGE)
+            arr = np.frombuffer(buf, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+            return torch.from_numpy(arr).view(shape)
+        except (OSError, ValueError, AttributeError, TypeError):  # pragma: no cover - platform
+            pass
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+#: measured bytes per sample, per model and per input signature (shapes, dtypes, devices)
+_MEASURED: weakref.WeakKeyDictionary[nn.Module, dict[tuple, float]] = weakref.WeakKeyDictionary()
+
+
+def forward_bytes_per_sample(model: nn.Module, xs: Sequence[Tensor]) -> float:
+    """Bytes one sample occupies during a forward pass without autograd: its inputs and
+    outputs, and twice the activations autograd would keep for it (see NOTE: [Forward
+    working set]), measured as the slope between batches of 4 and 8 samples so that
+    weights count once, not per sample. Measured once per model and input signature
+    (shapes, dtypes, devices): the sizes do not depend on the values."""
+    key = tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in xs)
+    known = _MEASURED.setdefault(model, {})
+    if key not in known:
+        inputs = sum(x[:1].numel() * x.element_size() for x in xs)
+        saved, outputs = _slopes(model, xs)
+        known[key] = inputs + outputs + 2.0 * saved
+    return known[key]
+
+
+# NOTE: [Forward working set]
+#   Autograd saves the intermediate results that the backward pass needs; a pass without
+#   autograd frees each intermediate once its consumer has run, but it also creates
+#   temporaries that are never saved (arithmetic with constants, such as mapminmax's
+#   (x - xoffset) * gain + ymin). Twice the saved bytes is the estimate for both. It is a
+#   target, not a bound: on benchmark model A (10-20-3) autograd saves 160 bytes per sample,
+#   the estimate is 424 and the measured peak above inputs and outputs was about 640 (40 MB
+#   for chunks of 65536 samples); for deep networks it overestimates, as most saved
+#   activations are dead by the time the last layer runs.
+
+
+def _slopes(model: nn.Module, xs: Sequence[Tensor]) -> tuple[float, float]:
+    """(saved, output) bytes per sample of one forward pass with autograd."""
+
+    def measure(m: int) -> tuple[int, int]:
+        total = 0
+
+        def pack(t: Tensor) -> Tensor:
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        leaves = [x[:m].detach().requires_grad_(x.is_floating_point()) for x in xs]
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.enable_grad():
+            ys = model(*leaves)
+        outs = ys if isinstance(ys, tuple | list) else (ys,)
+        return total, sum(y.numel() * y.element_size() for y in outs if isinstance(y, Tensor))
+
+    q = xs[0].shape[0]
+    if q >= 8:
+        (s4, o4), (s8, o8) = measure(4), measure(8)
+        return max(s8 - s4, 0) / 4.0, max(o8 - o4, 0) / 4.0
+    s, o = measure(q)
+    return s / q, o / q
