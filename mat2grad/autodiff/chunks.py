@@ -18,6 +18,7 @@ from .setup import Setup
 
 __all__ = ["CHUNK_BUDGET_BYTES", "MAX_CHUNK"]
 
+
 def alloc_blocks(setup: Setup, c: int, device: torch.device) -> list[list[Tensor]]:
     """Jacobian blocks ``[k][jj]`` ``(c, *out_k, *in_wrt[jj])``."""
     return [
