@@ -45,7 +45,7 @@ def ranges(q: int, size: int) -> Iterator[tuple[int, int]]:
 
 def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
     """A preallocated result; large CPU results on transparent huge pages where possible."""
-    nbytes = math.prod(shape) * torch.tensor([], dtype=dtype).element_size()
+    nbytes = math.prod(shape) * dtype.itemsize
     if device.type == "cpu" and nbytes >= _HUGE_ALLOC_BYTES and hasattr(mmap, "MADV_HUGEPAGE"):
         try:
             buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)

@@ -25,17 +25,24 @@ __all__ = [
 ]
 
 
-def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
+def as_batch(
+    model: nn.Module,
+    x: Any,
+    index: int = 0,
+    contract: Contract | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
     """A numpy array or tensor -> a tensor in the model's dtype, batch-first ``(Q, *shape)``.
 
     A single sample (``x.shape == input_shape``) is accepted and given a batch of 1.
     ``None`` in the model's ``input_shapes`` (a time axis, a dimension an ONNX file leaves
     symbolic) matches any size. Inputs the model declares non-floating (``input_float``,
     e.g. the int64 indices of an ONNX model) keep an integer dtype (whole-valued floats
-    become int64); all others take the model's float dtype.
+    become int64); all others take the model's float dtype. ``contract`` and ``dtype``,
+    where given, are the model's (read once by callers that convert several inputs).
     """
-    contract = contract_of(model)
-    dtype = model_dtype(model)
+    contract = contract or contract_of(model)
+    dtype = dtype or model_dtype(model)
     if contract.integer_inputs(index + 1)[index]:
         t = integer_tensor(x, f"input {index + 1}")
     elif isinstance(x, Tensor):
@@ -96,13 +103,14 @@ def _matches(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
 def as_batches(model: nn.Module, parts: Sequence[Any]) -> tuple[Tensor, ...]:
     """One array per network input -> batch-first tensors (see :func:`as_batch`), checked
     for the number of inputs and a common, non-zero number of samples."""
-    n = len(_declared(contract_of(model)))
+    contract, dtype = contract_of(model), model_dtype(model)
+    n = len(_declared(contract))
     if len(parts) != n:
         raise Mat2GradError(
             f"the network has {n} input(s); pass one batch-first array per input, found "
             f"{len(parts)}"
         )
-    xs = tuple(as_batch(model, xj, j) for j, xj in enumerate(parts))
+    xs = tuple(as_batch(model, xj, j, contract, dtype) for j, xj in enumerate(parts))
     sample_count(xs)
     return xs
 

@@ -150,7 +150,7 @@ def choose_plan(setup: Setup, mode: str, chunk_size: int | None) -> Plan:
         raise Mat2GradError(f"mode must be one of {', '.join(MODES)}; found {mode!r}")
     n_out = sum(setup.numel_out(k) for k in range(len(setup.out_shapes)))
     n_in = sum(setup.numel_in(j) for j in setup.wrt)
-    itemsize = torch.empty(0, dtype=setup.dtype).element_size()
+    itemsize = setup.dtype.itemsize
     if mode in ("auto", "analytic"):
         closed, why = closed_form_of(setup.model, setup.wrt)
         if closed is not None:
