@@ -20,6 +20,7 @@ __all__ = [
     "empty",
     "forward_bytes_per_sample",
     "ranges",
+    "saved_bytes_per_sample",
 ]
 
 #: working set per chunk; 16-64 MB measured best on a machine with a 32 MB L3 cache
@@ -57,23 +58,13 @@ def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> T
     return torch.empty(shape, dtype=dtype, device=device)
 
 
-#: measured bytes per sample, per model and per input signature (shapes, dtypes, devices)
-_MEASURED: weakref.WeakKeyDictionary[nn.Module, dict[tuple, float]] = weakref.WeakKeyDictionary()
-
-
 def forward_bytes_per_sample(model: nn.Module, xs: Sequence[Tensor]) -> float:
     """Bytes one sample occupies during a forward pass without autograd: its inputs and
     outputs, and twice the activations autograd would keep for it (see NOTE: [Forward
-    working set]), measured as the slope between batches of 4 and 8 samples so that
-    weights count once, not per sample. Measured once per model and input signature
-    (shapes, dtypes, devices): the sizes do not depend on the values."""
-    key = tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in xs)
-    known = _MEASURED.setdefault(model, {})
-    if key not in known:
-        inputs = sum(x[:1].numel() * x.element_size() for x in xs)
-        saved, outputs = _slopes(model, xs)
-        known[key] = inputs + outputs + 2.0 * saved
-    return known[key]
+    working set])."""
+    inputs = sum(x[:1].numel() * x.element_size() for x in xs)
+    saved, outputs = saved_bytes_per_sample(model, xs, [x.is_floating_point() for x in xs])
+    return inputs + outputs + 2.0 * saved
 
 
 # NOTE: [Forward working set]
@@ -86,27 +77,46 @@ def forward_bytes_per_sample(model: nn.Module, xs: Sequence[Tensor]) -> float:
 #   for chunks of 65536 samples); for deep networks it overestimates, as most saved
 #   activations are dead by the time the last layer runs.
 
+#: measured (saved, output) bytes per sample, per model and per input signature
+_MEASURED: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[float, float]]] = (
+    weakref.WeakKeyDictionary()
+)
 
-def _slopes(model: nn.Module, xs: Sequence[Tensor]) -> tuple[float, float]:
-    """(saved, output) bytes per sample of one forward pass with autograd."""
 
-    def measure(m: int) -> tuple[int, int]:
-        total = 0
+def saved_bytes_per_sample(
+    model: nn.Module, xs: Sequence[Tensor], grad: Sequence[bool]
+) -> tuple[float, float]:
+    """(saved, output) bytes per sample of one forward pass with autograd, the inputs
+    flagged in ``grad`` requiring gradients: the slope between batches of 4 and 8 samples
+    (the first sample repeated where there are fewer), so that weights saved once, or once
+    per time step, do not count. Measured once per model and input signature (shapes,
+    dtypes, devices, ``grad``): the sizes do not depend on the values."""
+    key = (tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in xs), tuple(grad))
+    known = _MEASURED.setdefault(model, {})
+    if key not in known:
+        (s4, o4), (s8, o8) = _measure(model, xs, grad, 4), _measure(model, xs, grad, 8)
+        known[key] = (max(s8 - s4, 0) / 4.0, max(o8 - o4, 0) / 4.0)
+    return known[key]
 
-        def pack(t: Tensor) -> Tensor:
-            nonlocal total
-            total += t.numel() * t.element_size()
-            return t
 
-        leaves = [x[:m].detach().requires_grad_(x.is_floating_point()) for x in xs]
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.enable_grad():
-            ys = model(*leaves)
-        outs = ys if isinstance(ys, tuple | list) else (ys,)
-        return total, sum(y.numel() * y.element_size() for y in outs if isinstance(y, Tensor))
+def _measure(model: nn.Module, xs: Sequence[Tensor], grad: Sequence[bool], m: int) -> tuple:
+    total = 0
 
-    q = xs[0].shape[0]
-    if q >= 8:
-        (s4, o4), (s8, o8) = measure(4), measure(8)
-        return max(s8 - s4, 0) / 4.0, max(o8 - o4, 0) / 4.0
-    s, o = measure(q)
-    return s / q, o / q
+    def pack(t: Tensor) -> Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    leaves = [_rows(x, m).requires_grad_(g) for x, g in zip(xs, grad, strict=True)]
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.enable_grad():
+        ys = model(*leaves)
+    outs = ys if isinstance(ys, tuple | list) else (ys,)
+    return total, sum(y.numel() * y.element_size() for y in outs if isinstance(y, Tensor))
+
+
+def _rows(x: Tensor, m: int) -> Tensor:
+    """``m`` samples of ``x`` (detached): its first ``m``, or its first repeated where it
+    has fewer (samples are independent, so sizes per sample are the same)."""
+    if x.shape[0] >= m:
+        return x[:m].detach()
+    return x[:1].detach().repeat(m, *([1] * (x.ndim - 1)))

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import budget
 from ..budget import CHUNK_BUDGET_BYTES, MAX_CHUNK, empty, ranges
 from ..errors import Mat2GradError
 from .setup import Setup
@@ -83,25 +84,10 @@ def samples_per_chunk(chunk_size: int | None, per_sample_bytes: float, q: int) -
 
 
 def saved_bytes_per_sample(setup: Setup) -> float:
-    """Bytes autograd saves per sample for one forward pass (measured, not guessed): the
-    slope between batches of 4 and 8 samples, so weights saved once do not count."""
-
-    def saved(m: int) -> int:
-        total = 0
-
-        def pack(t: Tensor) -> Tensor:
-            nonlocal total
-            total += t.numel() * t.element_size()
-            return t
-
-        leaves = [x[:m].detach().requires_grad_(j in setup.wrt) for j, x in enumerate(setup.xs)]
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.enable_grad():
-            setup.model(*leaves)
-        return total
-
-    if setup.q >= 8:
-        return max((saved(8) - saved(4)) / 4.0, 1.0)
-    return max(saved(setup.q) / setup.q, 1.0)
+    """Bytes autograd saves per sample for one forward pass (measured, not guessed; see
+    :func:`mat2grad.budget.saved_bytes_per_sample`), the selected inputs requiring grad."""
+    grad = [j in setup.wrt for j in range(len(setup.xs))]
+    return max(budget.saved_bytes_per_sample(setup.model, setup.xs, grad)[0], 1.0)
 
 
 # NOTE: [Samples are independent]
