@@ -12,6 +12,7 @@ whole contract.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -159,7 +160,7 @@ def model_name(model: nn.Module) -> str:
 def model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
     """The floating dtype and device of a model's first floating parameter or buffer
     (float64 on the CPU for a model that has none)."""
-    for t in [*model.parameters(), *model.buffers()]:
+    for t in itertools.chain(model.parameters(), model.buffers()):  # stop at the first
         if t.is_floating_point():
             return t.dtype, t.device
     return torch.float64, torch.device("cpu")

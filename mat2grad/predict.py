@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .budget import budget_chunk, empty, forward_bytes_per_sample, ranges
 from .contract import Contract, contract_of, model_dtype, to_numpy
 from .errors import Mat2GradError
 
@@ -25,17 +26,24 @@ __all__ = [
 ]
 
 
-def as_batch(model: nn.Module, x: Any, index: int = 0) -> Tensor:
+def as_batch(
+    model: nn.Module,
+    x: Any,
+    index: int = 0,
+    contract: Contract | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
     """A numpy array or tensor -> a tensor in the model's dtype, batch-first ``(Q, *shape)``.
 
     A single sample (``x.shape == input_shape``) is accepted and given a batch of 1.
     ``None`` in the model's ``input_shapes`` (a time axis, a dimension an ONNX file leaves
     symbolic) matches any size. Inputs the model declares non-floating (``input_float``,
     e.g. the int64 indices of an ONNX model) keep an integer dtype (whole-valued floats
-    become int64); all others take the model's float dtype.
+    become int64); all others take the model's float dtype. ``contract`` and ``dtype``,
+    where given, are the model's (read once by callers that convert several inputs).
     """
-    contract = contract_of(model)
-    dtype = model_dtype(model)
+    contract = contract or contract_of(model)
+    dtype = dtype or model_dtype(model)
     if contract.integer_inputs(index + 1)[index]:
         t = integer_tensor(x, f"input {index + 1}")
     elif isinstance(x, Tensor):
@@ -105,13 +113,14 @@ def _matches(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
 def as_batches(model: nn.Module, parts: Sequence[Any]) -> tuple[Tensor, ...]:
     """One array per network input -> batch-first tensors (see :func:`as_batch`), checked
     for the number of inputs and a common, non-zero number of samples."""
-    n = len(_declared(contract_of(model)))
+    contract, dtype = contract_of(model), model_dtype(model)
+    n = len(_declared(contract))
     if len(parts) != n:
         raise Mat2GradError(
             f"the network has {n} input(s); pass one batch-first array per input, found "
             f"{len(parts)}"
         )
-    xs = tuple(as_batch(model, xj, j) for j, xj in enumerate(parts))
+    xs = tuple(as_batch(model, xj, j, contract, dtype) for j, xj in enumerate(parts))
     sample_count(xs)
     return xs
 
@@ -140,26 +149,73 @@ def _declared(contract: Contract) -> tuple[tuple[int | None, ...], ...]:
     return contract.input_shapes
 
 
-def predict(model: nn.Module, *x: Any) -> Tensor | tuple[Tensor, ...]:
+def predict(
+    model: nn.Module, *x: Any, chunk_size: int | None = None
+) -> Tensor | tuple[Tensor, ...]:
     """Evaluate ``model`` on batch-first inputs without building an autograd graph.
+
+    Samples are evaluated in chunks sized by the same working-set budget as the Jacobian
+    (about 32 MB per chunk, see :mod:`mat2grad.budget`) and written into one preallocated
+    result, so memory beyond the inputs and outputs stays flat in Q, also for image models.
 
     Args:
         model: a network from :func:`mat2grad.load`.
         *x: one array per network input, ``(Q, R_j)`` (numpy or torch); for a dynamic
             network ``(Q, TS, R_j)`` sequences, simulated from zero delay states (for
             states, ``preparets`` and closed loops see :mod:`mat2grad.dynamic`).
+        chunk_size: samples per chunk (default: from the working-set budget).
 
     Returns:
         ``(Q, S)`` (dynamic: ``(Q, TS, S)``) for one output, else a tuple, in the model's
         dtype (float64 by default).
+
+    Raises:
+        Mat2GradError: malformed inputs, a bad ``chunk_size``, or a model whose outputs
+            are not batch-first.
 
     Example:
         >>> y = mat2grad.predict(net, np.random.rand(100, 16))   # doctest: +SKIP
         >>> assert y.shape == (100, 1)
     """
     batch = as_batches(model, x)
+    q = batch[0].shape[0]
+    whole = isinstance(chunk_size, int | np.integer) and not isinstance(chunk_size, bool)
+    if chunk_size is not None and (not whole or chunk_size < 1):
+        raise Mat2GradError(f"chunk_size must be a whole number >= 1, found {chunk_size!r}")
     with torch.no_grad():
-        return model(*batch)
+        if chunk_size is None:
+            # a handful of samples fits any budget: skip measuring the model
+            small = q <= _UNMEASURED
+            chunk_size = q if small else budget_chunk(forward_bytes_per_sample(model, batch), q)
+        if chunk_size >= q:
+            return model(*batch)
+        return _chunked(model, batch, q, int(chunk_size))
+
+
+#: batches of at most this many samples are evaluated whole, without measuring the model
+_UNMEASURED = 64
+
+
+def _chunked(model: nn.Module, batch: Sequence[Tensor], q: int, size: int) -> Any:
+    """The model on ``size`` samples at a time, each chunk written into one result."""
+    outs: list[Tensor] = []
+    several = False
+    for a, b in ranges(q, size):
+        got = model(*[t[a:b] for t in batch])
+        several = isinstance(got, tuple | list)
+        ys = tuple(got) if several else (got,)
+        if not outs:
+            for k, y in enumerate(ys):
+                if not isinstance(y, Tensor) or y.ndim == 0 or y.shape[0] != b - a:
+                    raise Mat2GradError(
+                        f"{contract_of(model).name}: output {k + 1} is not batch-first "
+                        f"(found {getattr(y, 'shape', type(y).__name__)} for a chunk of "
+                        f"{b - a} samples)"
+                    )
+                outs.append(empty((q, *y.shape[1:]), y.dtype, y.device))
+        for o, y in zip(outs, ys, strict=True):
+            o[a:b].copy_(y)
+    return tuple(outs) if several else outs[0]
 
 
 def predict_arrays(model: nn.Module, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

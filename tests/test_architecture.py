@@ -37,6 +37,7 @@ RANKS = {
     "matfile": 1,
     "shallow": 2,
     "onnx": 2,
+    "budget": 3,
     "predict": 3,
     "autodiff": 4,
     "performance": 4,

@@ -28,7 +28,9 @@ Speed and memory
 Samples are processed in chunks sized from a working-set budget (about 32 MB, where the
 measured speed is best; ``chunk_size`` overrides it) and written into one preallocated
 result, so memory is the result plus one chunk. :func:`jacobian_chunks` yields the chunks
-instead, for writers that stream results larger than memory to disk. A progress bar
+instead, for writers that stream results larger than memory to disk. Reverse mode with many
+outputs per sample batches its cotangents where that measures faster (see NOTE: [Batched
+cotangents] in ``methods.py``). A progress bar
 (tqdm, on stderr) appears only on terminals and only for jobs longer than two seconds.
 
 Modules: ``setup`` (argument checks, the per-call setup), ``chunks`` (chunk sizes, the

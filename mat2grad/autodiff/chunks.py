@@ -4,8 +4,6 @@ progress bar), preallocated results, and the guard that samples are independent.
 from __future__ import annotations
 
 import contextlib
-import math
-import mmap
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,83 +12,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import budget
+from ..budget import CHUNK_BUDGET_BYTES, MAX_CHUNK, check_fits, empty, ranges
 from ..errors import Mat2GradError
 from .setup import Setup
 
 __all__ = ["CHUNK_BUDGET_BYTES", "MAX_CHUNK"]
-
-#: working set per chunk; 16-64 MB measured best on a machine with a 32 MB L3 cache
-CHUNK_BUDGET_BYTES = 32 * 2**20
-MAX_CHUNK = 2**16
-
-#: outputs at least this large are allocated with transparent huge pages where the OS
-#: allows it: first-touch page faults otherwise cost ~40% of a small network's Jacobian
-_HUGE_ALLOC_BYTES = 64 * 2**20
-
-
-def available_memory(device: torch.device) -> int | None:
-    """Bytes that can still be allocated on ``device`` without swapping out other work
-    (Linux: MemAvailable + SwapFree; CUDA: the free device memory); None where unknown."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    if device.type != "cpu":
-        return None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            info = {k: v.split() for k, v in (line.split(":", 1) for line in fh if ":" in line)}
-        return 1024 * (int(info["MemAvailable"][0]) + int(info.get("SwapFree", ["0"])[0]))
-    except (OSError, KeyError, ValueError, IndexError):
-        return None
-
-
-def size_text(nbytes: float) -> str:
-    """``nbytes`` for people: 1.5 GiB, 12 TiB."""
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if nbytes < 1024 or unit == "TiB":
-            return f"{nbytes:.3g} {unit}" if unit != "bytes" else f"{int(nbytes)} bytes"
-        nbytes /= 1024
-    return f"{nbytes:.3g} PiB"  # pragma: no cover - the loop returns
-
-
-def check_fits(nbytes: int, device: torch.device, what: str, remedy: str) -> None:
-    """Refuse an allocation of ``nbytes`` that cannot fit in the memory of ``device`` (before
-    trying: a failed allocation may take the machine's memory down with it). Allocations
-    under 64 MiB are not checked: reading the free memory would cost more than they do."""
-    if nbytes < _HUGE_ALLOC_BYTES:
-        return
-    free = available_memory(device)
-    if free is not None and nbytes > free:
-        raise Mat2GradError(
-            f"{what} needs {size_text(nbytes)}, more than the {size_text(free)} of memory "
-            f"available; {remedy}"
-        )
-
-
-def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A preallocated result; large CPU results on transparent huge pages where possible.
-
-    Raises:
-        Mat2GradError: it cannot fit in memory (checked before allocating).
-    """
-    nbytes = math.prod(shape) * torch.tensor([], dtype=dtype).element_size()
-    what = f"a result of shape {tuple(shape)} ({str(dtype).removeprefix('torch.')})"
-    remedy = "pass fewer samples per call"
-    check_fits(nbytes, device, what, remedy)
-    if device.type == "cpu" and nbytes >= _HUGE_ALLOC_BYTES and hasattr(mmap, "MADV_HUGEPAGE"):
-        try:
-            buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-            buf.madvise(mmap.MADV_HUGEPAGE)
-            arr = np.frombuffer(buf, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
-            return torch.from_numpy(arr).view(shape)
-        except (OSError, ValueError, AttributeError):  # pragma: no cover - platform dependent
-            pass
-    try:
-        return torch.empty(shape, dtype=dtype, device=device)
-    except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
-        raise Mat2GradError(
-            f"{what} ({size_text(nbytes)}) cannot be allocated ({type(exc).__name__}: {exc}); "
-            f"{remedy}"
-        ) from None
 
 
 def alloc_blocks(setup: Setup, c: int, device: torch.device) -> list[list[Tensor]]:
@@ -150,12 +77,6 @@ def _progress(total: int, progress: bool | None, desc: str) -> Any:
     )
 
 
-def ranges(q: int, size: int) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` of consecutive chunks of ``size`` samples covering ``0..q``."""
-    for a in range(0, q, size):
-        yield a, min(q, a + size)
-
-
 @contextlib.contextmanager
 def chunk_loop(
     q: int, size: int, progress: bool | None, desc: str
@@ -186,25 +107,10 @@ def samples_per_chunk(chunk_size: int | None, per_sample_bytes: float, q: int) -
 
 
 def saved_bytes_per_sample(setup: Setup) -> float:
-    """Bytes autograd saves per sample for one forward pass (measured, not guessed): the
-    slope between batches of 4 and 8 samples, so weights saved once do not count."""
-
-    def saved(m: int) -> int:
-        total = 0
-
-        def pack(t: Tensor) -> Tensor:
-            nonlocal total
-            total += t.numel() * t.element_size()
-            return t
-
-        leaves = [x[:m].detach().requires_grad_(j in setup.wrt) for j, x in enumerate(setup.xs)]
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.enable_grad():
-            setup.model(*leaves)
-        return total
-
-    if setup.q >= 8:
-        return max((saved(8) - saved(4)) / 4.0, 1.0)
-    return max(saved(setup.q) / setup.q, 1.0)
+    """Bytes autograd saves per sample for one forward pass (measured, not guessed; see
+    :func:`mat2grad.budget.saved_bytes_per_sample`), the selected inputs requiring grad."""
+    grad = [j in setup.wrt for j in range(len(setup.xs))]
+    return max(budget.saved_bytes_per_sample(setup.model, setup.xs, grad)[0], 1.0)
 
 
 # NOTE: [Samples are independent]

@@ -8,6 +8,7 @@ closed form (the model contract's ``closed_form_jacobian`` hook).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,20 +32,39 @@ MODES = ("auto", "rev", "fwd", "analytic")
 Method = Callable[[list[Tensor], list[list[Tensor]], list[Tensor] | None], None]
 
 
-def rev_method(setup: Setup) -> Method:
-    """Reverse mode, all samples at once: one backward pass per output element."""
+# NOTE: [Batched cotangents]
+#   Reverse mode needs one backward pass per output element. For a few outputs over a large
+#   chunk, a loop of backward passes over one forward graph is cheapest. For many outputs
+#   (sequence-to-sequence models, wide outputs) over few samples, every pass pays the
+#   graph's per-operation overhead again (a recurrent model's 120 Python-level steps): then
+#   the chunk is replicated g times along the batch, as forward mode does with tangents
+#   (samples are independent, see NOTE: [Samples are independent]), replica m gets the
+#   cotangent of output element e0 + m, and ONE backward pass yields g rows of every
+#   sample's Jacobian. That recomputes the forward pass per replica, so it wins only where
+#   overhead dominates; the choice is measured on the first chunk: the loop's first
+#   backward pass against the first replicated group, both results kept. vmap over the
+#   backward pass (torch.autograd.grad(..., is_grads_batched=True)) does the same with
+#   batching rules, and measured 2.5x slower than replication on the recurrent benchmark.
+
+
+def rev_method(setup: Setup, saved_bytes: float) -> Method:
+    """Reverse mode, all samples at once: one backward pass per output element, or one
+    per group of output elements with replicated samples (see NOTE: [Batched
+    cotangents]), whichever measures faster on the first chunk."""
     model, wrt = setup.model, setup.wrt
+    choice: dict[str, bool] = {}  # "replicate": the measured choice, kept for later chunks
 
     def run(xs: list[Tensor], J: list[list[Tensor]], Y: list[Tensor] | None) -> None:
         c = xs[0].shape[0]
+        # replicas per backward pass: the replicated forward's activations fit the budget
+        group = int(max(1, CHUNK_BUDGET_BYTES // max(c * saved_bytes, 1.0)))
         leaves = [x.detach().requires_grad_(j in wrt) for j, x in enumerate(xs)]
         targets = [leaves[j] for j in wrt]
         with torch.enable_grad():
             ys = as_tuple(model(*leaves))
             # sum over the samples first: d(sum_q y[q, e])/dx[q] = dy[q, e]/dx[q]
             sums = [y.reshape(c, -1).sum(0) if y.requires_grad else None for y in ys]
-            n_total = sum(setup.numel_out(k) for k in range(len(ys)))
-            done = 0
+            last = max((k for k, t in enumerate(sums) if t is not None), default=-1)
             for k, (y, total) in enumerate(zip(ys, sums, strict=True)):
                 if Y is not None:
                     Y[k].copy_(y.detach())
@@ -53,21 +73,65 @@ def rev_method(setup: Setup) -> Method:
                 if total is None:  # the output does not depend on any input
                     for f in flat:
                         f.zero_()
-                    done += n_out
                     continue
-                for e in range(n_out):
-                    done += 1
-                    grads = torch.autograd.grad(
-                        total[e],
-                        targets,
-                        retain_graph=done < n_total,
-                        allow_unused=True,
-                        materialize_grads=True,
-                    )
-                    for f, g in zip(flat, grads, strict=True):
-                        f[:, e].copy_(g.reshape(c, -1))
+                e = 0
+                if "replicate" not in choice and n_out > 2 and group > 1:
+                    t0 = time.perf_counter()
+                    _loop_rows(total, targets, flat, 0, 1, retain=True)
+                    t1 = time.perf_counter()
+                    g = min(group, n_out - 1)
+                    _replicated_rows(model, xs, wrt, k, 1, g, flat)
+                    t2 = time.perf_counter()
+                    choice["replicate"] = (t2 - t1) / g < t1 - t0
+                    e = 1 + g
+                if choice.get("replicate", False):
+                    for e0 in range(e, n_out, group):
+                        _replicated_rows(model, xs, wrt, k, e0, min(group, n_out - e0), flat)
+                else:
+                    _loop_rows(total, targets, flat, e, n_out, retain=k < last)
 
     return run
+
+
+def _loop_rows(
+    total: Tensor, targets: list[Tensor], flat: list[Tensor], start: int, stop: int, retain: bool
+) -> None:
+    """Rows ``start:stop`` of ``flat`` (c, n_out, n_in): one backward pass each through the
+    graph of ``total`` (the outputs summed over samples); ``retain`` keeps the graph after
+    the last of them."""
+    for e in range(start, stop):
+        grads = torch.autograd.grad(
+            total[e],
+            targets,
+            retain_graph=retain or e < stop - 1,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        for f, g in zip(flat, grads, strict=True):
+            f[:, e].copy_(g.reshape(f.shape[0], -1))
+
+
+def _replicated_rows(
+    model: Any, xs: list[Tensor], wrt: tuple[int, ...], k: int, e0: int, g: int, flat: list[Tensor]
+) -> None:
+    """Rows ``e0:e0+g`` of output ``k``'s ``flat`` blocks in one backward pass over the
+    chunk replicated ``g`` times (see NOTE: [Batched cotangents])."""
+    c, n_out = flat[0].shape[0], flat[0].shape[1]
+    reps = [
+        x.detach().repeat(g, *([1] * (x.ndim - 1))).requires_grad_(j in wrt)
+        for j, x in enumerate(xs)
+    ]
+    with torch.enable_grad():
+        y = as_tuple(model(*reps))[k].reshape(g, c, n_out)
+        # replica m's cotangent selects element e0 + m: the diagonal (m, :, e0 + m), summed
+        # (a scalar, so no cotangent tensor: passing one costs torch a sympy import)
+        picked = torch.diagonal(y[:, :, e0 : e0 + g], dim1=0, dim2=2).sum()
+        grads = torch.autograd.grad(
+            picked, [reps[j] for j in wrt], allow_unused=True, materialize_grads=True
+        )
+    for f, gr in zip(flat, grads, strict=True):
+        # not MATLAB layout: replicas (output elements) from the batch axis to the rows
+        f[:, e0 : e0 + g].copy_(gr.reshape(g, c, -1).transpose(0, 1))
 
 
 def forward_ad() -> Any:
@@ -150,7 +214,7 @@ def choose_plan(setup: Setup, mode: str, chunk_size: int | None) -> Plan:
         raise Mat2GradError(f"mode must be one of {', '.join(MODES)}; found {mode!r}")
     n_out = sum(setup.numel_out(k) for k in range(len(setup.out_shapes)))
     n_in = sum(setup.numel_in(j) for j in setup.wrt)
-    itemsize = torch.empty(0, dtype=setup.dtype).element_size()
+    itemsize = setup.dtype.itemsize
     if mode in ("auto", "analytic"):
         closed, why = closed_form_of(setup.model, setup.wrt)
         if closed is not None:
@@ -163,7 +227,7 @@ def choose_plan(setup: Setup, mode: str, chunk_size: int | None) -> Plan:
     saved = saved_bytes_per_sample(setup)
     per = saved + itemsize * (2 * n_out * n_in + n_in + n_out)
     if mode == "rev":
-        method = rev_method(setup)
+        method = rev_method(setup, saved)
     else:  # about 2x the activations per tangent; chunks sized so a few tangents fit
         method = fwd_method(setup, 2 * saved)
         per = max(per, 2 * saved * min(n_in, 16))

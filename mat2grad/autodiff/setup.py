@@ -228,7 +228,8 @@ def freeze(setup: Setup) -> None:
     def restore() -> None:
         for p in frozen:
             p.requires_grad_(True)
-        model.train(was_training)
+        if was_training:  # eval() above already left an eval-mode model as it was
+            model.train(True)
 
     setup.restore.append(restore)
 

@@ -1,0 +1,283 @@
+"""The speed table of issue 15: mat2grad against JAX and torch.func, predict against the
+Jacobian and a numpy forward pass, a many-output recurrent model, and `info`'s imports.
+
+    python benchmarks/speed.py                        # the table, one thread
+    python benchmarks/speed.py --baseline ../old      # the same table for another checkout
+                                                      # (its package first on sys.path), in
+                                                      # the same run, for before/after ratios
+    python benchmarks/speed.py --quick                # N <= 1e5
+
+Every cell runs in a fresh subprocess; times are the best of several runs. Ratios are what
+count on a shared machine: compare only numbers printed by one run. JAX rows need
+``pip install -c constraints.txt jax`` (the optional ``bench`` extra); without it they are
+skipped, saying so. Models as in benchmarks/jacobian.py: A = 10-20-3 (mapminmax, tansig,
+purelin), B = 64-256-256-10; the recurrent model is an LSTM over 120 steps of 5 features
+with a 30 x 5 forecast (150 outputs), stepped in Python like mat2grad's ONNX LSTM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
+MODELS = {
+    "A": dict(input_sizes=(10,), layers=((20, "tansig"), (3, "purelin"))),
+    "B": dict(input_sizes=(64,), layers=((256, "tansig"), (256, "tansig"), (10, "purelin"))),
+}
+CONFIGS = [("A", 10**4), ("A", 10**5), ("A", 10**6), ("B", 10**4)]
+VMAP_CAP = 10**5  # torch.func's vmap(jacrev) materialises the whole batch's graph
+
+
+def _best(fn, budget: float = 2.0, repeats: int = 7):
+    times, out = [], None
+    for _ in range(repeats):
+        out = None
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+        if sum(times) > budget and len(times) >= 2:
+            break
+    return min(times), out
+
+
+def _peak_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:"))
+
+
+def _network(model: str):
+    from tests.records import network
+
+    return network(**MODELS[model], seed=0, scale=1.0 if model == "A" else 0.1)
+
+
+def worker_dense(model: str, n: int) -> dict:
+    import numpy as np
+    import torch
+
+    import mat2grad
+
+    net = _network(model)
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-2, 2, (n, net.input_sizes[0])))
+    mat2grad.jacobian(net, x[:100])
+    mat2grad.predict(net, x[:100])
+    t: dict = {}
+    before = _peak_mb()
+    t["predict"], y = _best(lambda: mat2grad.predict(net, x))
+    t["predict_extra_mb"] = _peak_mb() - before - y.numel() * 8 / 2**20
+    t["jacobian"], _ = _best(lambda: mat2grad.jacobian(net, x))
+    t["numpy forward"], yn = _numpy_forward(net, x.numpy())
+    t["numpy_vs_predict"] = float(np.abs(yn - y.numpy()).max() / np.abs(yn).max())
+    if n <= VMAP_CAP:
+        jr = torch.func.vmap(torch.func.jacrev(net))
+        t["vmap(jacrev)"], _ = _best(lambda: jr(x))
+    t.update(_jax(net, x.numpy()))
+    return t
+
+
+def _numpy_forward(net, xn):
+    """The network's formulas in numpy, whole batch (mapminmax, tansig layers, purelin,
+    reverse mapminmax)."""
+    import numpy as np
+
+    spec = net.spec
+    s_in = spec.inputs[0].steps[0].settings
+    s_out = spec.outputs[0].steps[0].settings
+    ws = [w.value for w in spec.input_weights + spec.layer_weights]
+    bs = [np.ravel(b) for b in spec.biases]
+
+    def run():
+        h = (xn - np.ravel(s_in["xoffset"])) * np.ravel(s_in["gain"]) + s_in["ymin"]
+        for k, (w, b) in enumerate(zip(ws, bs, strict=True)):
+            h = h @ w.T + b
+            if k < len(ws) - 1:
+                h = np.tanh(h)
+        return (h - s_out["ymin"]) / np.ravel(s_out["gain"]) + np.ravel(s_out["xoffset"])
+
+    return _best(run)
+
+
+def _jax(net, xn) -> dict:
+    try:
+        import jax
+    except ImportError:
+        return {}
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    spec = net.spec
+    s_in = spec.inputs[0].steps[0].settings
+    s_out = spec.outputs[0].steps[0].settings
+    ws = [jnp.asarray(w.value) for w in spec.input_weights + spec.layer_weights]
+    bs = [jnp.ravel(jnp.asarray(b)) for b in spec.biases]
+    xo, g_in, y_in = (jnp.ravel(jnp.asarray(s_in[k])) for k in ("xoffset", "gain", "ymin"))
+    xo_o, g_o, y_o = (jnp.ravel(jnp.asarray(s_out[k])) for k in ("xoffset", "gain", "ymin"))
+
+    def f(x):
+        h = (x - xo) * g_in + y_in
+        for k, (w, b) in enumerate(zip(ws, bs, strict=True)):
+            h = w @ h + b
+            if k < len(ws) - 1:
+                h = jnp.tanh(h)
+        return (h - y_o) / g_o + xo_o
+
+    jac = jax.jit(jax.vmap(jax.jacrev(f)))
+    xj = jnp.asarray(xn)
+    jac(xj).block_until_ready()  # compile outside the timing
+    return {"jax": _best(lambda: jac(xj).block_until_ready())[0]}
+
+
+def worker_lstm() -> dict:
+    import torch
+    from torch import nn
+
+    import mat2grad
+
+    class Forecaster(nn.Module):
+        input_shapes = ((120, 5),)
+        output_shapes = ((30, 5),)
+
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.cell = nn.LSTMCell(5, 32, dtype=torch.float64)
+            self.head = nn.Linear(32, 150, dtype=torch.float64)
+
+        def forward(self, x):
+            h = c = x.new_zeros(x.shape[0], 32)
+            for t in range(x.shape[1]):
+                h, c = self.cell(x[:, t], (h, c))
+            return self.head(h).view(-1, 30, 5)
+
+    model = Forecaster()
+    x = torch.rand(1, 120, 5, dtype=torch.float64)
+    mat2grad.predict(model, x)
+    t = {"forward": _best(lambda: mat2grad.predict(model, x))[0]}
+    t["jacobian"], _ = _best(lambda: mat2grad.jacobian(model, x, mode="rev"), repeats=3)
+    return t
+
+
+def worker_info() -> dict:
+    """Whether `mat2grad info` on a MAT-file imports torch, and its wall time."""
+    import tempfile
+
+    from tests.records import network_record
+    from tests.test_cli_gradients import _save_network
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "net.mat"
+        _save_network(path, network_record(**MODELS["A"], seed=0))
+        code = (
+            "import sys, time; t = time.perf_counter(); from mat2grad.cli import main; "
+            f"main(['info', {str(path)!r}]); "
+            "print('TORCH', 'torch' in sys.modules, time.perf_counter() - t)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=_env(None)
+        )
+    last = out.stdout.strip().splitlines()[-1].split() if out.returncode == 0 else []
+    if len(last) != 3:
+        return {"error": out.stderr.strip().splitlines()[-1:]}
+    return {"imports_torch": last[1] == "True", "seconds": float(last[2])}
+
+
+def _env(tree: str | None) -> dict:
+    paths = [tree, str(ROOT)] if tree else [str(ROOT)]
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(paths),
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
+
+
+def _spawn(tree: str | None, *args: str) -> dict:
+    cmd = [sys.executable, str(HERE), "--worker", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tree or ROOT, env=_env(tree))
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _ratio(t: dict, a: str, b: str) -> str:
+    return f"{t[a] / t[b]:.2f}" if a in t and b in t else "-"
+
+
+def _table(tree: str | None, configs: list) -> None:
+    print(f"tree: {tree or ROOT}")
+    head = ("", "predict", "jacobian", "/ JAX", "/ vmap(jacrev)", "jac/predict", "predict/numpy")
+    print("  " + "".join(h.rjust(15) for h in head) + "   predict peak above x, y")
+    for model, n in configs:
+        t = _spawn(tree, "--kind", "dense", "--model", model, "--n", str(n))
+        if "error" in t:
+            print(f"  {model} N={n:.0e}: failed: {t['error']}")
+            continue
+        cells = [
+            f"{model} N={n:.0e}",
+            f"{t['predict'] * 1e3:.1f} ms",
+            f"{t['jacobian'] * 1e3:.1f} ms",
+            _ratio(t, "jacobian", "jax"),
+            _ratio(t, "jacobian", "vmap(jacrev)"),
+            _ratio(t, "jacobian", "predict"),
+            _ratio(t, "predict", "numpy forward"),
+        ]
+        print("  " + "".join(c.rjust(15) for c in cells) + f"   {t['predict_extra_mb']:.0f} MB")
+    t = _spawn(tree, "--kind", "lstm")
+    if "error" in t:
+        print(f"  LSTM 120x5 -> 30x5: failed: {t['error']}")
+    else:
+        print(
+            f"  LSTM 120x5 -> 30x5, one sample: jacobian {t['jacobian'] * 1e3:.0f} ms, forward "
+            f"{t['forward'] * 1e3:.1f} ms, ratio {t['jacobian'] / t['forward']:.0f} (goal <= 20)"
+        )
+    info = _spawn(tree, "--kind", "info")
+    print(f"  mat2grad info on a .mat file: {info}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N <= 1e5")
+    parser.add_argument("--baseline", help="another checkout to measure in the same run")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="dense", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="A", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=float, default=1e4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        import torch
+
+        torch.set_num_threads(1)
+        if args.kind == "dense":
+            res = worker_dense(args.model, int(args.n))
+        elif args.kind == "lstm":
+            res = worker_lstm()
+        else:
+            res = worker_info()
+        print(json.dumps(res))
+        return
+    try:
+        import jax  # noqa: F401
+
+        have_jax = True
+    except ImportError:
+        have_jax = False
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; 1 thread")
+    if not have_jax:
+        print("JAX is not installed: its column is skipped (pip install -c constraints.txt jax)")
+    configs = [c for c in CONFIGS if not args.quick or c[1] <= 10**5]
+    trees = [args.baseline, None] if args.baseline else [None]
+    for tree in trees:
+        _table(str(Path(tree).resolve()) if tree else None, configs)
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
