@@ -73,15 +73,17 @@ def validate_mat(path: str | os.PathLike[str], version: str) -> None:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             raise Mat2GradError(f"{path}: the file is empty; save the network again from MATLAB")
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            if version == "4":
+                validate_mat4(memoryview(mm), path)
+            else:
+                validate_mat5(memoryview(mm), path)
+        finally:
             try:
-                if version == "4":
-                    validate_mat4(view, path)
-                else:
-                    validate_mat5(view, path)
-            finally:
-                view.release()
+                mm.close()
+            except BufferError:  # views still held by an error's traceback: closed with them
+                pass
 
 
 def _corrupt(path: object, what: str) -> Mat2GradError:
