@@ -133,8 +133,7 @@ def read_model(path: str | os.PathLike[str]) -> ModelProto:
     except UnicodeDecodeError as exc:  # the checker decodes names and strings as UTF-8
         raise Mat2GradError(
             f"{path}: the file is corrupt: a name or string is not valid UTF-8 (byte "
-            f"0x{exc.object[exc.start]:02x} at position {exc.start} of a string); export the "
-            "model again"
+            f"0x{exc.object[exc.start]:02x}); export the model again"
         ) from None
     return model
 
