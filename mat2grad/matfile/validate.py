@@ -10,8 +10,10 @@ NOTE: [MAT-5 element stream].
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
+import struct
 import zlib
 from pathlib import Path
 
@@ -135,6 +137,7 @@ def validate_mat5(buf: memoryview, path: object = "file") -> None:
 
 class _Walker:
     def __init__(self, order: str, file_size: int):
+        self.tag_words = struct.Struct(order + "II")
         self.u32 = np.dtype(order + "u4")
         self.i32 = np.dtype(order + "i4")
         self.order = order
@@ -145,13 +148,12 @@ class _Walker:
         """(type, data start, byte count, next element's offset) of the element at ``pos``."""
         if end - pos < 8:
             raise _Corrupt(f"{where}: a tag needs 8 bytes, {end - pos} remain at offset {pos}")
-        first = int(np.frombuffer(buf[pos : pos + 4], self.u32)[0])
+        first, nbytes = self.tag_words.unpack_from(buf, pos)
         if first >> 16:
             nbytes = first >> 16
             if nbytes > 4:
                 raise _Corrupt(f"{where}: small element of {nbytes} bytes at offset {pos}")
             return first & 0xFFFF, pos + 4, nbytes, pos + 8
-        nbytes = int(np.frombuffer(buf[pos + 4 : pos + 8], self.u32)[0])
         if nbytes > end - pos - 8:
             raise _Corrupt(
                 f"{where}: element at offset {pos} declares {nbytes} bytes, {end - pos - 8} remain"
@@ -208,7 +210,7 @@ class _Walker:
         _, flags, pos = self.typed(buf, pos, end, where + ", array flags", {6, 5})
         if len(flags) != 8:
             raise _Corrupt(f"{where}: array flags of {len(flags)} bytes, expected 8")
-        word = int(np.frombuffer(flags[:4], self.u32)[0])
+        word = self.tag_words.unpack_from(flags)[0]
         mclass, is_complex = word & 0xFF, bool(word & 0x800)
         if mclass == _OPAQUE:
             for _ in range(3):
@@ -216,10 +218,10 @@ class _Walker:
             self.one_matrix(buf, pos, end, where + ", opaque data", depth)
             return
         _, raw, pos = self.typed(buf, pos, end, where + ", dimensions", {5, 6})
-        dims = [int(d) for d in np.frombuffer(raw, self.i32)]
+        dims = list(struct.unpack_from(f"{self.order}{len(raw) // 4}i", raw))
         if not 2 <= len(dims) <= MAX_DIMS or min(dims) < 0:
             raise _Corrupt(f"{where}: dimensions {dims[: MAX_DIMS + 1]}")
-        count = int(np.prod(dims, dtype=object))
+        count = math.prod(dims)
         _, name, pos = self.typed(buf, pos, end, where + ", name", _TEXT_MI)
         if depth == 0 and name:
             where = f"variable '{bytes(name).decode('latin1')[:63]}'"
