@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import Mat2GradError
 from .tree import MatStruct, MatStructArray, Opaque, is_sparse
-from .validate import MAX_INFLATION, validate_mat
+from .validate import MAX_INFLATION, validate_mat, validate_v73
 
 __all__ = ["read_mat"]
 
@@ -51,6 +51,7 @@ def read_mat(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _read(path: Path) -> dict[str, Any]:
     version = _mat_version(path)
     if version == "7.3":
+        validate_v73(path)  # sizes checked before h5py allocates them: see validate.py
         return _read_with_matio(path, version)
     variables = _read_with_scipy(path, version)
     # classdef (MCOS) objects: scipy returns an opaque placeholder, often under the name

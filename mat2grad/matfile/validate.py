@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import Mat2GradError
 
-__all__ = ["MAX_INFLATION", "validate_mat", "validate_mat4", "validate_mat5"]
+__all__ = ["MAX_INFLATION", "validate_mat", "validate_mat4", "validate_mat5", "validate_v73"]
 
 # NOTE: [MAT-5 element stream]
 #     After the 128-byte header (116 bytes text, 8 bytes subsystem offset, version 0x0100,
@@ -313,3 +313,34 @@ class _Walker:
         for k in range(count * len(names)):
             field = names[k % len(names)].decode("latin1")
             pos = self.one_matrix(buf, pos, end, f"{where}.{field}", depth)
+
+
+def validate_v73(path: str | os.PathLike[str]) -> None:
+    """Check a v7.3 (HDF5) file's datasets against the file's size before decoding them: a
+    dataset may not claim more bytes than its storage can inflate to (its storage itself
+    is at most the file).
+
+    Raises:
+        Mat2GradError: HDF5 cannot open the file, or a dataset's size is impossible.
+    """
+    import h5py  # deferred: cuts start-up time; only v7.3 files need it
+
+    path = Path(path)
+    limit = MAX_INFLATION * path.stat().st_size + 65536
+    problems: list[str] = []
+
+    def visit(name: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset) and not problems:
+            claimed = math.prod(obj.shape or ()) * obj.dtype.itemsize
+            stored = obj.id.get_storage_size()
+            if claimed > limit or (obj.compression is None and obj.chunks is None
+                                   and 0 < stored < claimed):  # fmt: skip
+                problems.append(f"dataset '{name}' claims {claimed} bytes, {stored} stored")
+
+    try:
+        with h5py.File(path, "r") as h5:
+            h5.visititems(visit)
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError, ...
+        raise _corrupt(path, f"HDF5 cannot read it ({type(exc).__name__}: {exc})") from None
+    if problems:
+        raise _corrupt(path, problems[0])

@@ -177,3 +177,21 @@ def test_scipy_written_files_pass(tmp_path):
     for compress in (False, True):
         scipy.io.savemat(path, values, do_compression=compress)
         validate_mat(path, "5")
+
+
+def test_v73_dataset_claiming_more_than_the_file(tmp_path):
+    import h5py
+
+    path = tmp_path / "v73.mat"
+    path.write_bytes((FIXTURES / "v73_fitnet.mat").read_bytes())
+    with h5py.File(path, "a") as h5:  # a chunked dataset of 2^40 bytes, nothing written
+        h5.create_dataset("huge", shape=(1 << 20, 1 << 17), dtype="f8", chunks=(64, 64))
+    with pytest.raises(Mat2GradError, match="the MAT-file is corrupt: dataset 'huge' claims"):
+        matfile.read_mat(path)
+
+
+def test_v73_truncated(tmp_path):
+    path = tmp_path / "v73.mat"
+    path.write_bytes((FIXTURES / "v73_fitnet.mat").read_bytes()[:4000])
+    with pytest.raises(Mat2GradError, match="corrupt|cannot be read"):
+        matfile.read_mat(path)
