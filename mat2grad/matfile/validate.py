@@ -95,27 +95,36 @@ def _corrupt(path: object, what: str) -> Mat2GradError:
     )
 
 
+def _not_v4(path: object, what: str) -> Mat2GradError:
+    # a file without a v5/v7.3 header is taken for v4: most often it is no MAT-file at all
+    name = Path(str(path)).name
+    return Mat2GradError(
+        f"{path}: not a MATLAB MAT-file (no MAT-file header, and not a valid v4 file: {what}); "
+        f"save it in MATLAB with save('{name}', 'net', '-v7')"
+    )
+
+
 def validate_mat4(buf: memoryview, path: object = "file") -> None:
     """Validate a MAT v4 file: every 20-byte header and the data it announces."""
     pos, end = 0, len(buf)
     while pos < end:
         if end - pos < 20:
-            raise _corrupt(path, f"{end - pos} stray bytes at offset {pos} (a v4 header has 20)")
+            raise _not_v4(path, f"{end - pos} stray bytes at offset {pos} (a v4 header has 20)")
         for order in "<>":
             mopt, mrows, ncols, imagf, namlen = np.frombuffer(buf[pos : pos + 20], order + "i4")
             if 0 <= mopt <= 4052 and (mopt // 100) % 10 == 0:
                 break
         else:
-            raise _corrupt(path, f"the v4 header at offset {pos} has type code {int(mopt)}")
+            raise _not_v4(path, f"the v4 header at offset {pos} has type code {int(mopt)}")
         if min(mrows, ncols, namlen) < 0 or imagf not in (0, 1) or namlen > 64 * 1024:
-            raise _corrupt(path, f"the v4 header at offset {pos} has impossible sizes")
+            raise _not_v4(path, f"the v4 header at offset {pos} has impossible sizes")
         itemsize = (8, 4, 4, 2, 2, 1)[(mopt // 10) % 10] if (mopt // 10) % 10 <= 5 else 0
         if itemsize == 0 or mopt % 10 > 2:
-            raise _corrupt(path, f"the v4 header at offset {pos} has type code {int(mopt)}")
+            raise _not_v4(path, f"the v4 header at offset {pos} has type code {int(mopt)}")
         count = int(mrows) * int(ncols) * itemsize * (1 + int(imagf))
         pos += 20 + int(namlen)
         if count > end - pos:
-            raise _corrupt(path, f"a v4 variable needs {count} bytes, {max(end - pos, 0)} remain")
+            raise _not_v4(path, f"a v4 variable needs {count} bytes, {max(end - pos, 0)} remain")
         pos += count
 
 

@@ -23,7 +23,7 @@ def _known(detail: str) -> bool:
 
 
 def test_harness_classifies_every_outcome():
-    pool = WorkerPool(workers=1, timeout=1.0, memory=2 << 30)
+    pool = WorkerPool(workers=1, timeout=1.0, memory=2 << 30, wall_factor=4.0)
     selftests = [(s, s, b"") for s in (".segv", ".hang", ".memory", ".other")]
     got = {r.case: r.outcome for r in pool.run(selftests)}
     assert got == {".segv": "crash", ".hang": "timeout", ".memory": "memory", ".other": "other"}
