@@ -8,8 +8,8 @@ from .campaign import BAD, cases, format_table, run_campaign
 from .pool import WorkerPool
 
 SEED = 20240601
-MAT_CASES = 2000
-ONNX_CASES = 400
+MAT_CASES = 3000
+ONNX_CASES = 600
 
 #: Failures owned by other parts of issue 16 (point 4: wrong exception types outside the
 #: readers), matched on their message; remove an entry when its fix lands.
