@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import Mat2GradError
 from .tree import MatStruct, MatStructArray, Opaque, is_sparse
+from .validate import MAX_INFLATION, validate_mat, validate_v73
 
 __all__ = ["read_mat"]
 
@@ -50,6 +51,7 @@ def read_mat(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _read(path: Path) -> dict[str, Any]:
     version = _mat_version(path)
     if version == "7.3":
+        validate_v73(path)  # sizes checked before h5py allocates them: see validate.py
         return _read_with_matio(path, version)
     variables = _read_with_scipy(path, version)
     # classdef (MCOS) objects: scipy returns an opaque placeholder, often under the name
@@ -83,6 +85,7 @@ def _mat_version(path: Path) -> str:
 def _read_with_scipy(path: Path, version: str = "5") -> dict[str, Any]:
     import scipy.io  # deferred: cuts start-up time
 
+    validate_mat(path, version)  # scipy's C reader trusts the file: see validate.py
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # duplicate 'None' names from MCOS objects
@@ -104,7 +107,8 @@ def _read_with_scipy(path: Path, version: str = "5") -> dict[str, Any]:
             f"{path}: the MAT-file cannot be read ({type(exc).__name__}: {exc}); it may be "
             "truncated or corrupt: save it again from MATLAB"
         ) from None
-    return {name: _from_scipy(value) for name, value in raw.items() if not name.startswith("__")}
+    budget = _Budget(path)
+    return {n: _from_scipy(v, budget) for n, v in raw.items() if not n.startswith("__")}
 
 
 def _is_scipy_opaque(value: Any) -> bool:
@@ -124,7 +128,10 @@ def _read_with_matio(path: Path, version: str) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             raw = matio.load_from_mat(str(path))
-        return {n: _from_matio(v) for n, v in raw.items() if not n.startswith("__")}
+        budget = _Budget(path)
+        return {n: _from_matio(v, budget) for n, v in raw.items() if not n.startswith("__")}
+    except Mat2GradError:
+        raise
     except Exception as whole_exc:
         # One undecodable variable must not hide the others: read them one by one.
         try:
@@ -142,13 +149,37 @@ def _read_with_matio(path: Path, version: str) -> dict[str, Any]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     one = matio.load_from_mat(str(path), variable_names=[name])
-                out[name] = _from_matio(one[name])
+                out[name] = _from_matio(one[name], _Budget(path))
+            except Mat2GradError:
+                raise
             except Exception as exc:
                 out[name] = Opaque("unknown", f"{type(exc).__name__}: {exc}")
         return out
 
 
-def _from_scipy(value: Any) -> Any:
+class _Budget:
+    """How many tree nodes (cell elements, struct fields) a file may produce.
+
+    Every node costs at least 8 bytes of (inflated) file data, and inflation is bounded by
+    deflate's own limit, so a file of ``size`` bytes cannot honestly yield more than
+    ``MAX_INFLATION * size / 8`` nodes; a file that does is corrupt, and stopping it bounds
+    the work a tiny file can cause.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.left = MAX_INFLATION * path.stat().st_size // 8 + 4096
+
+    def spend(self, nodes: int) -> None:
+        self.left -= nodes
+        if self.left < 0:
+            raise Mat2GradError(
+                f"{self.path}: the MAT-file is corrupt: it decodes to more cells and fields "
+                "than its size allows; save it again from MATLAB"
+            )
+
+
+def _from_scipy(value: Any, budget: _Budget) -> Any:
     from scipy.io.matlab import MatlabFunction, MatlabObject, MatlabOpaque  # deferred: start-up
 
     if value is None:  # scipy's reading of an empty element inside some cells
@@ -165,11 +196,12 @@ def _from_scipy(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         classname = value.classname if isinstance(value, MatlabObject) else None
         if value.dtype.names is not None:
-            return _struct(value, classname, _from_scipy)
+            return _struct(value, classname, lambda v: _from_scipy(v, budget), budget)
         if value.dtype == object:
+            budget.spend(value.size)
             out = np.empty(value.shape, dtype=object)
             for idx, item in np.ndenumerate(value):
-                out[idx] = _from_scipy(item)
+                out[idx] = _from_scipy(item, budget)
             return out
         if value.dtype.kind == "U":
             return _char(value)
@@ -177,7 +209,7 @@ def _from_scipy(value: Any) -> Any:
     return value  # scipy.sparse matrices and anything else scipy decoded, as they are
 
 
-def _from_matio(value: Any) -> Any:
+def _from_matio(value: Any, budget: _Budget) -> Any:
     from matio.utils.matclass import (  # deferred: cuts start-up time
         EmptyMatStruct,
         MatlabCanonicalEmpty,
@@ -192,27 +224,31 @@ def _from_matio(value: Any) -> Any:
         classname = str(value.classname)
         props = value.properties
         if isinstance(props, dict):
-            fields = {str(k): _from_matio(v) for k, v in props.items()}
+            budget.spend(len(props))
+            fields = {str(k): _from_matio(v, budget) for k, v in props.items()}
             return MatStruct(fields, classname=classname)
         return Opaque(classname, "mat-io returned no properties")
     if isinstance(value, MatlabFunction):
         return Opaque("function_handle")
     if isinstance(value, EmptyMatStruct):
+        budget.spend(int(np.prod(value.shape, dtype=object)))
         return np.empty(value.shape, dtype=object)
     if isinstance(value, np.ndarray):
         classname = value.classname if isinstance(value, MatlabObject) else None
         if value.dtype.names is not None:
-            return _struct(value, classname, _from_matio)
+            return _struct(value, classname, lambda v: _from_matio(v, budget), budget)
         if value.dtype == object:
+            budget.spend(value.size)
             out = np.empty(value.shape if value.ndim >= 2 else (1, value.size), dtype=object)
             for idx, item in np.ndenumerate(value.reshape(out.shape)):
-                out[idx] = _from_matio(item)
+                out[idx] = _from_matio(item, budget)
             return out
         if value.dtype.kind == "U":
             return _char(value)
         return value if value.ndim >= 2 else value.reshape(1, -1)
     if isinstance(value, dict):
-        return MatStruct({str(k): _from_matio(v) for k, v in value.items()})
+        budget.spend(len(value))
+        return MatStruct({str(k): _from_matio(v, budget) for k, v in value.items()})
     if isinstance(value, str):
         return value
     if isinstance(value, bool | int | float | np.number):
@@ -222,8 +258,11 @@ def _from_matio(value: Any) -> Any:
     return Opaque(type(value).__name__, "unrecognised value")
 
 
-def _struct(value: np.ndarray, classname: str | None, convert) -> MatStruct | MatStructArray:
+def _struct(
+    value: np.ndarray, classname: str | None, convert, budget: _Budget
+) -> MatStruct | MatStructArray:
     names = value.dtype.names or ()
+    budget.spend(value.size * max(len(names), 1))
 
     def one(rec) -> MatStruct:
         return MatStruct({n: convert(rec[n]) for n in names}, classname=classname)

@@ -25,6 +25,9 @@ from ..errors import Mat2GradError, first_line
 from .graph import FLOAT_TYPES
 
 __all__ = [
+    "MAX_FEED_ELEMENTS",
+    "MAX_SEQUENCE_STEPS",
+    "check_declared_sizes",
     "float32_tolerance",
     "check_against_onnxruntime",
     "onnxruntime_available",
@@ -78,6 +81,41 @@ def _session(model: ModelProto):
     return ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
+
+
+#: The most elements one input of a load-time run may have (128 MiB in float64), and the
+#: most fixed time steps of a recurrent input (each step is one Python-level loop turn).
+MAX_FEED_ELEMENTS = 1 << 24
+MAX_SEQUENCE_STEPS = 4096
+
+
+def check_declared_sizes(infos: Any, path: Any) -> None:
+    """Refuse inputs whose declared sizes a load-time run could not afford, before any
+    array is allocated: more than :data:`MAX_FEED_ELEMENTS` elements at batch size 2 (a
+    symbolic dimension counted as 3), or a recurrent input fixing more than
+    :data:`MAX_SEQUENCE_STEPS` time steps.
+
+    Raises:
+        Mat2GradError: naming the input, its declared size and what to do.
+    """
+    for info in infos:
+        dims = [(2 if k == info.batch_axis else 3) if d is None else d
+                for k, d in enumerate(info.dims)]  # fmt: skip
+        count = int(np.prod(dims, dtype=object)) if dims else 1
+        if any(d < 0 for d in dims) or count > MAX_FEED_ELEMENTS:
+            raise Mat2GradError(
+                f"{path}: input '{info.name}' declares dimensions {list(info.dims)} "
+                f"({count} elements at batch size 2; at most {MAX_FEED_ELEMENTS} are "
+                "supported); the file is corrupt, or export it with symbolic (named) sizes"
+            )
+        # a recurrent input is (time, batch, features) or (batch, time, features)
+        steps = [d or 1 for k, d in enumerate(info.dims[:-1]) if k != info.batch_axis]
+        if info.role == "sequence" and int(np.prod(steps, dtype=object)) > MAX_SEQUENCE_STEPS:
+            raise Mat2GradError(
+                f"{path}: input '{info.name}' fixes {steps} time steps (at most "
+                f"{MAX_SEQUENCE_STEPS} are supported); the file is corrupt, or export it "
+                "with a symbolic sequence length"
+            )
 
 
 def random_feeds(net: Any, seed: int = 0) -> dict[str, np.ndarray]:

@@ -20,7 +20,7 @@ from torch import fx
 
 from ..errors import Mat2GradError, first_line
 from ._onnx2torch import import_onnx2torch, torchvision_problem
-from .check import check_against_onnxruntime
+from .check import check_against_onnxruntime, check_declared_sizes
 from .fixes import apply_fixes
 from .graph import (
     FLOAT_TYPES,
@@ -77,6 +77,7 @@ def load_onnx(
     model = read_model(path)
     gm, norm, fixed = onnx_to_torch(model, path, dtype)
     infos = graph_inputs(norm.model)
+    check_declared_sizes(infos, path)  # before anything is allocated at those sizes
     for info in infos:
         if info.batch_axis < 0:
             raise Mat2GradError(

@@ -131,6 +131,11 @@ def read_model(path: str | os.PathLike[str]) -> ModelProto:
         _check_structure(model)
     except onnx.checker.ValidationError as exc:
         raise Mat2GradError(f"{path}: onnx.checker rejects the model: {first_line(exc)}") from None
+    except UnicodeDecodeError as exc:  # the checker decodes names and strings as UTF-8
+        raise Mat2GradError(
+            f"{path}: the file is corrupt: a name or string is not valid UTF-8 (byte "
+            f"0x{exc.object[exc.start]:02x}); export the model again"
+        ) from None
     return model
 
 
