@@ -15,7 +15,7 @@ from mat2grad import matfile
 from mat2grad.errors import Mat2GradError
 from mat2grad.matfile.read import _mat_version
 from mat2grad.matfile.validate import MAX_DEPTH, validate_mat
-from tests.helpers import CORPUS
+from tests.support.helpers import CORPUS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 HEADER = b"MATLAB 5.0 MAT-file, test".ljust(116, b" ") + b"\0" * 8 + b"\x00\x01IM"
