@@ -136,6 +136,11 @@ def read_model(path: str | os.PathLike[str]) -> ModelProto:
             f"{path}: the file is corrupt: a name or string is not valid UTF-8 (byte "
             f"0x{exc.object[exc.start]:02x}); export the model again"
         ) from None
+    except Exception as exc:  # noqa: BLE001 - shape inference and the C++ checker's re-parse
+        raise Mat2GradError(
+            f"{path}: the file is corrupt: onnx.checker cannot check it "
+            f"({type(exc).__name__}: {first_line(exc)}); export the model again"
+        ) from None
     return model
 
 
