@@ -13,9 +13,7 @@ ONNX_CASES = 600
 
 #: Failures owned by other parts of issue 16 (point 4: wrong exception types outside the
 #: readers), matched on their message; remove an entry when its fix lands.
-KNOWN = {
-    "vmap: Expected all tensors to have the same size in the mapped dimension": "issue 16.4",
-}
+KNOWN: dict[str, str] = {}
 
 
 def _known(detail: str) -> bool:
