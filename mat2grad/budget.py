@@ -51,7 +51,8 @@ def ranges(q: int, size: int) -> Iterator[tuple[int, int]]:
 
 def available_memory(device: torch.device) -> int | None:
     """Bytes that can still be allocated on ``device`` without swapping out other work
-    (Linux: MemAvailable + SwapFree; CUDA: the free device memory); None where unknown."""
+    (Linux: MemAvailable + SwapFree, and no more than the process's own address-space limit
+    (``ulimit -v``) leaves; CUDA: the free device memory); None where unknown."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     if device.type != "cpu":
@@ -59,8 +60,26 @@ def available_memory(device: torch.device) -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             info = {k: v.split() for k, v in (line.split(":", 1) for line in fh if ":" in line)}
-        return 1024 * (int(info["MemAvailable"][0]) + int(info.get("SwapFree", ["0"])[0]))
+        free = 1024 * (int(info["MemAvailable"][0]) + int(info.get("SwapFree", ["0"])[0]))
     except (OSError, KeyError, ValueError, IndexError):
+        return None
+    left = _address_space_left()
+    return free if left is None else min(free, left)
+
+
+def _address_space_left() -> int | None:
+    """What the process's address-space limit (RLIMIT_AS) still allows, or None (no limit,
+    or not knowable here)."""
+    try:
+        import resource  # POSIX only; local so that other platforms import this module
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status", encoding="ascii") as fh:
+            used = next(int(line.split()[1]) for line in fh if line.startswith("VmSize:"))
+        return max(0, soft - 1024 * used)
+    except (ImportError, OSError, ValueError, StopIteration):
         return None
 
 
