@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import matfile
-from .errors import Mat2GradError
+from .errors import Mat2GradError, refuse_out_of_memory
 from .shallow.module import ShallowNetwork
 from .shallow.record import NetworkSpec, network_record, parse_network
 
@@ -120,6 +120,7 @@ def load_spec(
     return found[0].spec
 
 
+@refuse_out_of_memory
 def load(
     path: str | os.PathLike[str],
     network: str | None = None,

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from .budget import budget_chunk, empty, forward_bytes_per_sample, ranges
 from .contract import Contract, contract_of, model_dtype, to_numpy
-from .errors import Mat2GradError
+from .errors import Mat2GradError, refuse_out_of_memory
 
 __all__ = [
     "predict",
@@ -149,6 +149,7 @@ def _declared(contract: Contract) -> tuple[tuple[int | None, ...], ...]:
     return contract.input_shapes
 
 
+@refuse_out_of_memory
 def predict(
     model: nn.Module, *x: Any, chunk_size: int | None = None
 ) -> Tensor | tuple[Tensor, ...]:

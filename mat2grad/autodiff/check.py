@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .. import matfile
 from ..contract import contract_of
-from ..errors import Mat2GradError
+from ..errors import Mat2GradError, refuse_out_of_memory
 from .jacobian import jacobian_chunks
 from .setup import as_tuple
 
@@ -138,6 +138,7 @@ def _swap(xs: list[Tensor], j: int, value: Tensor) -> list[Tensor]:
     return [value if i == j else x for i, x in enumerate(xs)]
 
 
+@refuse_out_of_memory
 def check(
     model: nn.Module,
     *x: Any,

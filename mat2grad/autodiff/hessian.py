@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import Mat2GradError
+from ..errors import Mat2GradError, refuse_out_of_memory
 from .chunks import (
     alloc_like,
     chunk_loop,
@@ -23,6 +23,7 @@ from .setup import as_outputs, as_tuple, session, setup_call
 __all__ = ["hessian"]
 
 
+@refuse_out_of_memory
 def hessian(
     model: nn.Module,
     *x: Any,

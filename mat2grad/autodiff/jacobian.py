@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..errors import refuse_out_of_memory
 from .chunks import alloc_blocks, alloc_like, chunk_loop, guard_independence
 from .methods import Plan, choose_plan
 from .setup import Nested, Setup, as_outputs, freeze, nest, session, setup_call
@@ -86,6 +88,7 @@ class JacobianChunks:
         self.chunk_size = plan.chunk
         self.dtype = setup.dtype
 
+    @partial(refuse_out_of_memory, name="jacobian_chunks")
     def __iter__(self) -> Iterator[JacobianChunk]:
         setup, plan = self._setup, self._plan
         freeze(setup)
@@ -93,6 +96,7 @@ class JacobianChunks:
             yield from _stream(setup, plan, self._progress, _workspace(setup, plan))
 
 
+@refuse_out_of_memory
 def jacobian_chunks(
     model: nn.Module,
     *x: Any,
@@ -117,6 +121,7 @@ def jacobian_chunks(
     return JacobianChunks(setup, how, progress)
 
 
+@refuse_out_of_memory
 def jacobian(
     model: nn.Module,
     *x: Any,

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd import forward_ad as fwAD
 
-from ..errors import Mat2GradError
+from ..errors import Mat2GradError, refuse_out_of_memory
 from .chunks import alloc_like, chunk_loop, samples_per_chunk, saved_bytes_per_sample
 from .methods import forward_ad
 from .setup import Setup, as_outputs, as_tensor, as_tuple, session, setup_call
@@ -114,6 +114,7 @@ def _products(
     return setup, results, ys
 
 
+@refuse_out_of_memory
 def vjp(
     model: nn.Module,
     x: Any,
@@ -149,6 +150,7 @@ def vjp(
     return (g_out, as_outputs(setup, ys)) if return_outputs else g_out
 
 
+@refuse_out_of_memory
 def jvp(
     model: nn.Module,
     x: Any,

@@ -79,7 +79,7 @@ from torch import nn
 
 from .. import matfile
 from ..contract import model_dtype
-from ..errors import Mat2GradError, first_line
+from ..errors import Mat2GradError, first_line, refuse_out_of_memory
 from .convertible import check_convertible, unexportable_part
 from .describe import FORMAT_NAMES, description
 from .prepare import example_inputs, exportable, onnx_file_dtype, private_copy, probe, where_of
@@ -89,6 +89,7 @@ from .writers import DEFAULT_OPSET, FORMATS, ONNX_OPSETS, exporter_output_silenc
 __all__ = ["convert", "FORMATS", "DEFAULT_OPSET", "ONNX_OPSETS"]
 
 
+@refuse_out_of_memory
 def convert(
     source: str | os.PathLike[str] | nn.Module,
     out: str | os.PathLike[str],

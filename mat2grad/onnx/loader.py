@@ -18,7 +18,7 @@ import onnx
 import torch
 from torch import fx
 
-from ..errors import Mat2GradError, first_line
+from ..errors import Mat2GradError, first_line, is_out_of_memory, out_of_memory
 from ._onnx2torch import import_onnx2torch, torchvision_problem
 from .check import check_against_onnxruntime, check_declared_sizes
 from .fixes import apply_fixes
@@ -254,6 +254,13 @@ def _output_axes(
     try:
         one = _run(gm, _sample_args(infos, 1, 3, dtype, 0))
     except Exception as exc:  # noqa: BLE001
+        if is_out_of_memory(exc):
+            raise out_of_memory(
+                f"{path}: one sample through the converted graph",
+                exc,
+                "the model needs more memory per sample than this machine (or the process's "
+                "limit) allows; check the file's shapes and attributes",
+            ) from None
         raise Mat2GradError(
             f"{path}: the converted graph fails on a batch of one sample "
             f"({type(exc).__name__}: {first_line(exc, limit=400)}); mat2grad evaluates one "

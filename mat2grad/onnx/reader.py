@@ -281,6 +281,13 @@ def scan(model: ModelProto, path: str | os.PathLike[str], torchvision_problem: s
                 "over sequences, which mat2grad does not convert (Loop, Scan and If are "
                 "converted); re-export the model without ONNX sequence types"
             )
+        missing = _missing_required_input(node, opset)
+        if missing is not None:
+            raise Mat2GradError(
+                f"{path}: the file is corrupt: node '{node.name}' ({node.op_type}) leaves its "
+                f"input #{missing + 1} empty, which the operator requires; export the model "
+                "again"
+            )
         if node.op_type in VISION_OPS and torchvision_problem is not None:
             raise Mat2GradError(
                 f"{path}: operator {node.op_type} (node '{node.name}') needs "
@@ -308,3 +315,23 @@ def scan(model: ModelProto, path: str | os.PathLike[str], torchvision_problem: s
                 f"{path}: input '{value.name}' holds strings; string inputs are categorical "
                 "and have no gradient, so mat2grad does not convert this model"
             )
+
+
+def _missing_required_input(node: onnx.NodeProto, opset: int) -> int | None:
+    """Index of the first input ``node`` leaves empty although its operator requires it.
+
+    An empty name marks an omitted optional input; anywhere else the checker lets it
+    through, and onnxruntime's kernels then dereference the missing tensor.
+    """
+    empty = [i for i, name in enumerate(node.input) if not name]
+    if not empty:
+        return None
+    try:
+        formal = onnx.defs.get_schema(node.op_type, opset, node.domain or "").inputs
+    except onnx.defs.SchemaError:
+        return None  # the checker has already judged operators it does not know
+    optional = onnx.defs.OpSchema.FormalParameterOption.Optional
+    for i in empty:
+        if not formal or formal[min(i, len(formal) - 1)].option != optional:
+            return i
+    return None

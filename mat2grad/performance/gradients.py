@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacrev, vmap
 
+from ..errors import refuse_out_of_memory
 from .functions import check_choice
 from .problem import Problem, static_shallow, warn_zero_derivative
 from .wb import flatten_wb, matlab_cells, wb_layout
@@ -105,6 +106,7 @@ class ErrorJacobian:
 # --------------------------------------------------------------------------------------
 
 
+@refuse_out_of_memory
 def performance(
     model: nn.Module,
     x: Any,
@@ -148,6 +150,7 @@ def performance(
         return float(problem.objective(params, matlab=False, outputs=problem.y))
 
 
+@refuse_out_of_memory
 def weight_gradient(
     model: nn.Module,
     x: Any,
@@ -221,6 +224,7 @@ def weight_gradient(
     )
 
 
+@refuse_out_of_memory
 def error_jacobian(
     model: nn.Module,
     x: Any,

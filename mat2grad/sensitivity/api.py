@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..contract import contract_of
-from ..errors import Mat2GradError
+from ..errors import Mat2GradError, refuse_out_of_memory
 from .bootstrap import check_bootstrap
 from .interactions import interactions as hessian_summary
 from .local import local_result
@@ -21,6 +21,7 @@ from .timeseries import lag_importance
 __all__ = ["sensitivity"]
 
 
+@refuse_out_of_memory
 def sensitivity(
     model: nn.Module,
     *x: Any,

@@ -10,6 +10,7 @@ import pytest
 import mat2grad
 from mat2grad.errors import Mat2GradError
 from mat2grad.onnx.check import MAX_FEED_ELEMENTS, MAX_SEQUENCE_STEPS
+from mat2grad.onnx.reader import _missing_required_input
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "onnx"
 
@@ -47,3 +48,31 @@ def test_sequence_with_too_many_fixed_steps(tmp_path):
     onnx.save(model, path)
     with pytest.raises(Mat2GradError, match=f"at most {MAX_SEQUENCE_STEPS} are supported"):
         mat2grad.load(path)
+
+
+def test_required_input_left_empty(tmp_path):
+    # onnx.checker accepts an empty name anywhere; onnxruntime's Sum then reads a
+    # missing tensor and the process dies (found by the fuzz campaign)
+    model = onnx.load(FIXTURES / "matlab_addition_sum.onnx")
+    node = next(n for n in model.graph.node if n.op_type == "Sum")
+    node.input[1] = ""
+    path = tmp_path / "empty_input.onnx"
+    onnx.save(model, path)
+    with pytest.raises(
+        Mat2GradError, match=r"the file is corrupt: node '.*' \(Sum\) leaves its input #2 empty"
+    ):
+        mat2grad.load(path)
+
+
+@pytest.mark.parametrize(
+    ("node", "refused"),
+    [
+        (onnx.helper.make_node("Clip", ["x", "", "hi"], ["y"]), None),  # optional min omitted
+        (onnx.helper.make_node("Gemm", ["a", "b", ""], ["y"]), None),  # optional C omitted
+        (onnx.helper.make_node("Sum", ["a", "", "c"], ["y"]), 1),  # variadic: all required
+        (onnx.helper.make_node("Add", ["", "b"], ["y"]), 0),
+        (onnx.helper.make_node("NoSuchOp", ["", "b"], ["y"]), None),  # the checker's matter
+    ],
+)
+def test_only_optional_inputs_may_be_left_empty(node, refused):
+    assert _missing_required_input(node, 17) == refused
