@@ -392,7 +392,7 @@ def add_form_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_dask_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
-    """Scale-out on Dask (predict, jacobian; needs mat2grad[dask])."""
+    """Scale-out on Dask (predict, jacobian, sens; needs mat2grad[dask])."""
     g = p.add_argument_group("Dask (pip install mat2grad[dask])", DASK_GROUP)
     where = g.add_mutually_exclusive_group()
     where.add_argument(

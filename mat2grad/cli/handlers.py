@@ -32,7 +32,7 @@ def _results(args: argparse.Namespace, loader: Loader | None = None) -> int:
 
 
 def _dask(args: argparse.Namespace) -> int:
-    """predict, jacobian with --scheduler/--workers: on Dask, the result file printed."""
+    """predict, jacobian, sens with --scheduler/--workers: on Dask, the result file printed."""
     from ..commands import dask_run  # deferred: the optional dask extra (start-up time)
 
     command = commands.RESULT_COMMANDS[args.command]

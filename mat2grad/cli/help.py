@@ -6,11 +6,14 @@ from __future__ import annotations
 __all__ = ["CHECK_ONNX", "COMMANDS", "CONVERT_EPILOG", "CONVERT_DTYPE", "DASK_GROUP", "EPILOG"]
 
 DASK_GROUP = (
-    "With --scheduler or --workers a static MATLAB network runs on Dask, block by block, and "
-    "the results are written block by block (with Dask's progress bar on a terminal): -o "
-    "OUT.mat in MATLAB's layout (--format v7.3 for results over 2 GiB), or -o OUT.zarr with "
-    "batch-first arrays (J Q x S x R). A v7.3 --inputs file is read lazily (name the "
-    "variable with --inputs-var); .npy and .zarr inputs are batch-first (Q x R)."
+    "predict, jacobian and sens take --scheduler or --workers: a static MATLAB network then "
+    "runs on Dask, block by block. predict and jacobian write their results block by block "
+    "(with Dask's progress bar on a terminal): -o OUT.mat in MATLAB's layout (--format v7.3 "
+    "for results over 2 GiB), or -o OUT.zarr with batch-first arrays (J Q x S x R). sens "
+    "merges per-block statistics in a tree and writes the same struct S as without Dask to "
+    "-o S.mat (--weights and --plot too; --committee, --interactions and --dgsm run without "
+    "Dask only). A v7.3 --inputs file is read lazily (name the variable with --inputs-var); "
+    ".npy and .zarr inputs are batch-first (Q x R)."
 )
 
 EPILOG = """\
@@ -33,6 +36,7 @@ examples:
   mat2grad jacobian net.mat --inputs big.mat --inputs-var X --workers 2 -o J.zarr
   mat2grad jacobian net.mat --inputs big.mat --inputs-var X --scheduler tcp://head:8786 \\
       --format v7.3 -o J.mat
+  mat2grad sens net.mat --inputs big.mat --inputs-var X --workers 4 --bootstrap 200 -o S.mat
 
 ONNX models (.onnx): data in MATLAB's layout by default (features C x N, images
 H x W x C x N, sequences C x N x T; a cell with one array per input, in the model's input
@@ -132,7 +136,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "S x R (output k, input i), S.inputs and S.outputs (names), S.num_samples, "
         "S.settings; T = array2table(S.rms, 'RowNames', S.outputs, 'VariableNames', "
         "S.inputs) makes a MATLAB table. Dynamic networks: per delay, S x R x (L+1). "
-        "Memory does not grow with the number of samples.",
+        "Memory does not grow with the number of samples; with --scheduler or --workers "
+        "the statistics of a static network are reduced on Dask (same S).",
     ),
     "convert": (
         "write a network as a portable .pt2, .pt or .onnx file",

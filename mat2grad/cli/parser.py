@@ -98,6 +98,7 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
         add_sens_args,
         partial(add_gradient_args, mode=False),
         add_output_args,
+        partial(add_dask_args, threads=False),
     ),
     "matlab": (add_matlab_args,),
     "worker": (add_worker_args,),

@@ -1,13 +1,18 @@
-"""``predict`` and ``jacobian`` on Dask (``--scheduler ADDRESS`` or ``--workers N``): the
-same results as the in-memory commands, computed block by block on a cluster and written
-block by block, never gathered whole.
+"""``predict``, ``jacobian`` and ``sens`` on Dask (``--scheduler ADDRESS`` or ``--workers
+N``): the same results as the in-memory commands, computed block by block on a cluster;
+Jacobians and outputs are written block by block, never gathered whole, and ``sens``
+reduces per-block moment states in a tree (:func:`mat2grad.dask.sensitivity`) into the
+struct S the in-memory command writes.
 
 Inputs: a MAT v7.3 variable is read lazily by the workers (R x Q, or Q x R with
 ``--samples rows``); a v7 MAT-file is read here and sent in blocks; ``.npy`` and ``.zarr``
 inputs are batch-first arrays (Q x R, one sample per row: Python's layout). Results: a
 MAT-file in MATLAB's layout (J S x R x Q, Y S x Q; ``--format``), or a zarr store (a name
-ending in ``.zarr``) holding batch-first arrays J (Q, S, R) and Y (Q, S). The network (a
-static MATLAB network) travels as its file and network path.
+ending in ``.zarr``) holding batch-first arrays J (Q, S, R) and Y (Q, S); ``sens`` writes
+S to a MAT-file only. The network (a static MATLAB network) travels as its file and network
+path. What ``sens`` computes in memory only (a committee, Hessian interactions, DGSM) is
+refused before any work; ``--weights`` (the weights alone) and ``--plot`` (a subset of raw
+derivatives kept by the reduction) are as in memory.
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ from typing import Any, ClassVar
 from ..contract import contract_of
 from ..errors import Mat2GradError
 from ..loading import is_onnx
-from .options import JacobianOptions, PredictOptions
-from .sources import inputs_of, load_model
+from ..sensitivity.bootstrap import check_bootstrap
+from ..sensitivity.files import PLOT_KEEP, check_plot_file, save_plot
+from ..sensitivity.weights import weight_importance
+from .options import JacobianOptions, PredictOptions, SensOptions, flag
+from .results import FileResults
+from .sources import IN_MEMORY, inputs_of, load_model, refuse_series_options
 
 __all__ = ["DaskOptions", "run"]
 
@@ -41,8 +50,16 @@ class DaskOptions:
         return bool(self.scheduler or self.workers)
 
 
-def run(opts: PredictOptions | JacobianOptions, how: DaskOptions) -> Path:
-    """Run ``opts.command`` (predict or jacobian) on Dask and write ``opts.output``."""
+#: sens options that run in memory only, and why (refused on Dask by :func:`_refuse`)
+IN_MEMORY_ONLY = {
+    "committee": "a committee pools its networks in memory",
+    "interactions": "the Hessian interactions run in memory",
+    "dgsm": "DGSM draws its own samples in memory",
+}
+
+
+def run(opts: PredictOptions | JacobianOptions | SensOptions, how: DaskOptions) -> Path:
+    """Run ``opts.command`` (predict, jacobian or sens) on Dask and write ``opts.output``."""
     try:
         from .. import dask as m2d  # deferred: the optional dask extra, and start-up time
     except ImportError as exc:
@@ -52,6 +69,8 @@ def run(opts: PredictOptions | JacobianOptions, how: DaskOptions) -> Path:
         ) from None
     if not opts.output:
         raise Mat2GradError(f"{opts.command} on Dask writes a file: pass -o OUT.mat or OUT.zarr")
+    if isinstance(opts, SensOptions):
+        _refuse(opts)
     if is_onnx(opts.file):
         raise Mat2GradError(
             f"{opts.file}: --scheduler/--workers take MATLAB networks; for ONNX models use "
@@ -65,7 +84,11 @@ def run(opts: PredictOptions | JacobianOptions, how: DaskOptions) -> Path:
         )
     ref = m2d.NetworkRef(opts.file, opts.network, opts.dtype or "float64")
     threads = how.threads or 1
+    if isinstance(opts, SensOptions):
+        refuse_series_options(opts, ("max_lag",))  # the network is static here
     xs = _inputs(opts, model, how.block_size)  # lazy; bad input fails before any cluster
+    if isinstance(opts, SensOptions):
+        return _sens(opts, how, model, ref, xs)
     with m2d.scheduler(how.scheduler, how.workers):
         if opts.command == "predict":
             arrays = {"Y": _single(m2d.predict(ref, *xs, threads=threads), "Y")}
@@ -84,6 +107,54 @@ def run(opts: PredictOptions | JacobianOptions, how: DaskOptions) -> Path:
             return m2d.to_zarr(out, arrays)
         fmt = getattr(opts, "format", "auto")
         return m2d.to_mat(out, arrays, samples=opts.samples, format=fmt)
+
+
+def _refuse(opts: SensOptions) -> None:
+    """sens on Dask: options computed in memory only, and a zarr result, refused before any
+    work; a --plot file checked (its name, matplotlib) likewise."""
+    given = [n for n in IN_MEMORY_ONLY if getattr(opts, n) not in (None, False)]
+    if given:
+        name = flag(given[0])
+        raise Mat2GradError(
+            f"{name} does not run on Dask ({IN_MEMORY_ONLY[given[0]]}): run 'mat2grad sens' "
+            f"without --scheduler/--workers for {name}, or drop {name}"
+        )
+    if Path(opts.output or "").suffix.lower() == ".zarr":
+        raise Mat2GradError(
+            f"{opts.output}: sens writes the struct S to a MAT-file (-o S.mat); zarr stores "
+            "hold the per-sample arrays of predict and jacobian"
+        )
+    if opts.plot:
+        check_plot_file(opts.plot)
+
+
+def _sens(opts: SensOptions, how: DaskOptions, model: Any, ref: Any, xs: list[Any]) -> Path:
+    """sens on Dask: the statistics reduced on the cluster, the struct S written here as
+    the in-memory command writes it (:mod:`.sens`)."""
+    from .. import dask as m2d  # deferred: see run
+
+    check_bootstrap(opts.bootstrap, int(xs[0].shape[0]), opts.conf_level, "sensitivity")
+    with m2d.scheduler(how.scheduler, how.workers):
+        result = m2d.sensitivity(
+            ref,
+            *xs,
+            scale=None if opts.scale == "none" else opts.scale,
+            ddof=opts.ddof,
+            bootstrap=opts.bootstrap,
+            conf_level=opts.conf_level,
+            seed=opts.seed,
+            keep=PLOT_KEEP if opts.plot else 0,
+            chunk_size=opts.chunk_size,
+            threads=how.threads or 1,
+        )
+    if opts.weights:
+        result.parts["weights"] = weight_importance(model)
+    result.settings["network_file"] = str(opts.file)
+    result.settings["inputs_file"] = str(opts.inputs or IN_MEMORY)
+    FileResults(opts.output).save({"S": result.to_struct()}, format=opts.format)
+    if opts.plot:
+        save_plot(result, opts.plot)
+    return Path(opts.output)
 
 
 def _single(x: Any, name: str) -> Any:

@@ -143,5 +143,6 @@ class Reservoir:
                 )
         if out.values is not None:
             keep = np.argsort(out.keys, kind="stable")[: out.size]
+            keep = keep[np.argsort(out.index[keep], kind="stable")]  # in sample order, as add
             out.keys, out.index, out.values = out.keys[keep], out.index[keep], out.values[keep]
         return out

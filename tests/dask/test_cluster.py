@@ -71,6 +71,18 @@ def test_sensitivity_equals_in_memory(client, case):
         assert_close(got[name], want[name], MERGE_RTOL, f"{case}: {name}")
 
 
+def test_sensitivity_keeps_the_in_memory_derivatives(client):
+    # the subset kept for the density chart: the same samples, in sample order, whatever
+    # the blocks and the merge tree
+    net = mat2grad.load(NETWORKS["static"])
+    (x,) = inputs(net, q=300, seed=5)
+    dx = da.from_array(x, chunks=((64, 64, 100, 71, 1), (x.shape[1],)))
+    got = m2d.sensitivity(NETWORKS["static"], dx, keep=40, seed=2, split_every=2)
+    want = sensitivity_in_memory(net, x, keep=40, seed=2)
+    assert got.derivatives.shape == want.derivatives.shape == (40, 3, x.shape[1])
+    assert_close(got.derivatives, want.derivatives, BLOCK_RTOL, "kept derivatives")
+
+
 def test_network_built_once_per_worker(client, tmp_path):
     copy = tmp_path / "fresh.mat"  # a file no worker has built yet
     copy.write_bytes(NETWORKS["static"].read_bytes())

@@ -16,7 +16,7 @@ from mat2grad.autodiff import ZeroDerivativeWarning
 from mat2grad.errors import Mat2GradError
 from mat2grad.sensitivity import moments as mom
 from mat2grad.sensitivity import sensitivity
-from mat2grad.sensitivity.bootstrap import poisson_weights
+from mat2grad.sensitivity.bootstrap import Reservoir, poisson_weights
 from mat2grad.sensitivity.network import recorded_ranges
 from mat2grad.sensitivity.stream import accumulate
 from tests.support.helpers import (
@@ -106,6 +106,26 @@ def test_poisson_weights_do_not_depend_on_chunking():
     parts = np.concatenate([poisson_weights(5, a, min(a + 7, 100), 8) for a in range(0, 100, 7)])
     assert np.array_equal(whole, parts)
     assert abs(whole.mean() - 1.0) < 0.2  # Poisson(1): mean 1 (800 draws, sd 0.035)
+
+
+def test_reservoir_merged_in_any_order_equals_one_stream():
+    # Dask merges per-block reservoirs in a tree: the kept subset and its (sample) order
+    # are those of one reservoir fed every sample in turn
+    values = np.random.default_rng(1).normal(size=(100, 2, 3))
+    whole = Reservoir(15, seed=4)
+    for a in range(0, 100, 9):
+        whole.add(a, values[a : a + 9])
+    parts = []
+    for a in range(0, 100, 13):
+        part = Reservoir(15, seed=4)
+        part.add(a, values[a : a + 13])
+        parts.append(part)
+    left = parts[0].merge(parts[1]).merge(parts[2])
+    right = parts[3].merge(parts[4]).merge(parts[5].merge(parts[6])).merge(parts[7])
+    tree = right.merge(left)
+    assert np.array_equal(tree.index, whole.index)
+    assert np.all(np.diff(tree.index) > 0)
+    assert np.array_equal(tree.values, whole.values)
 
 
 # -- local statistics ----------------------------------------------------------------
