@@ -12,13 +12,21 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
 from ..errors import Mat2GradError
 from ..matfile.lazy import V73Samples
 
-__all__ = ["DEFAULT_BLOCK", "from_mat", "from_npy", "from_zarr", "samples_of"]
+__all__ = [
+    "DEFAULT_BLOCK",
+    "first_samples",
+    "from_mat",
+    "from_npy",
+    "from_zarr",
+    "samples_of",
+]
 
 #: samples per block when none is given: large enough that the scheduler's per-task cost
 #: (about 1 ms) is a few percent of a block's work for the smallest networks
@@ -90,6 +98,12 @@ def aligned(xs: Sequence[da.Array]) -> list[da.Array]:
                 f"{j + 1} has {x.shape[0]}"
             )
     return [xs[0]] + [x.rechunk({0: xs[0].chunks[0]}) for x in xs[1:]]
+
+
+def first_samples(xs: Sequence[da.Array]) -> list[np.ndarray]:
+    """The first sample of each input, here on the client (one round trip, with whatever
+    scheduler is active: an array persisted on a cluster is only there)."""
+    return [np.asarray(x) for x in dask.compute(*[x[:1] for x in xs])]
 
 
 def _block(block: int) -> int:

@@ -22,7 +22,7 @@ from ..autodiff import jacobian as _jacobian
 from ..contract import to_numpy
 from ..errors import Mat2GradError
 from ..predict import predict_arrays
-from .arrays import aligned, samples_of
+from .arrays import aligned, first_samples, samples_of
 from .network import NetworkRef, as_ref
 
 __all__ = ["Plan", "jacobian", "predict"]
@@ -94,10 +94,6 @@ def _inputs(x: Sequence[Any], block: int | None) -> list[da.Array]:
     return aligned([samples_of(xj, block) for xj in x])
 
 
-def _first(xs: Sequence[da.Array]) -> list[np.ndarray]:
-    return [np.asarray(x[:1].compute(scheduler="sync")) for x in xs]
-
-
 def predict(
     source: Any,
     *x: Any,
@@ -126,7 +122,7 @@ def predict(
     """
     ref = as_ref(source, network, dtype)
     xs = _inputs(x, block)
-    shapes = [y.shape[1:] for y in predict_arrays(ref.model(), _first(xs))]
+    shapes = [y.shape[1:] for y in predict_arrays(ref.model(), first_samples(xs))]
     ys = per_block(predict_block, (ref, threads), xs, shapes)
     return ys[0] if len(ys) == 1 else tuple(ys)
 
@@ -167,7 +163,7 @@ def jacobian(
     xs = _inputs(x, block)
     # the first sample, on the client: the per-sample shapes, and bad input fails here
     J1, Y1 = _jacobian(
-        ref.model(), *_first(xs), mode=mode, wrt=sel, progress=False, return_outputs=True
+        ref.model(), *first_samples(xs), mode=mode, wrt=sel, progress=False, return_outputs=True
     )
     probe = _float64(_flat(J1) + _flat(Y1))
     n_j = len(_flat(J1))

@@ -25,7 +25,7 @@ from ..sensitivity.bootstrap import check_bootstrap
 from ..sensitivity.local import local_result
 from ..sensitivity.result import SensitivityResult
 from ..sensitivity.stream import State, accumulate, merge, new_state
-from .arrays import aligned, samples_of
+from .arrays import aligned, first_samples, samples_of
 from .network import NetworkRef, as_ref
 
 __all__ = ["sensitivity", "sensitivity_states"]
@@ -135,7 +135,7 @@ def sensitivity(
     q = int(xs[0].shape[0])
     check_bootstrap(bootstrap, q, conf_level, "sensitivity")
     # the first sample, on the client: the layout (names, sizes), and bad input fails here
-    first = [np.asarray(xj[:1].compute(scheduler="sync")) for xj in xs]
+    first = first_samples(xs)
     probe = accumulate(
         model,
         first,

@@ -83,6 +83,22 @@ def test_sensitivity_keeps_the_in_memory_derivatives(client):
     assert_close(got.derivatives, want.derivatives, BLOCK_RTOL, "kept derivatives")
 
 
+def test_inputs_persisted_on_the_cluster(client):
+    # data already held by the workers (persist) exists only there: the client must not
+    # try to read it with a local scheduler
+    net = mat2grad.load(NETWORKS["static"])
+    (x,) = inputs(net, seed=7)
+    dx = _uneven(x).persist()
+    J, Y = m2d.jacobian(NETWORKS["static"], dx, return_outputs=True)
+    J_mem, Y_mem = mat2grad.jacobian(net, x, return_outputs=True)
+    assert_close(J.compute(), J_mem.numpy(), BLOCK_RTOL, "J of persisted inputs")
+    assert_close(m2d.predict(NETWORKS["static"], dx).compute(), Y_mem.numpy(), BLOCK_RTOL, "Y")
+    got = m2d.sensitivity(NETWORKS["static"], dx)
+    want = sensitivity_in_memory(net, x)
+    for name in want.stats:
+        assert_close(got[name], want[name], MERGE_RTOL, f"persisted: {name}")
+
+
 def test_network_built_once_per_worker(client, tmp_path):
     copy = tmp_path / "fresh.mat"  # a file no worker has built yet
     copy.write_bytes(NETWORKS["static"].read_bytes())
