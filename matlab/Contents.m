@@ -28,8 +28,9 @@
 % Setup
 %   mat2grad_setup    - Tell the mat2grad helpers which Python to use, and check it works.
 %
-% The helpers run "PYTHON -m mat2grad ..." through system() (MATLAB and GNU Octave), or in
-% one warm Python process after mat2grad_setup('Worker', true) (milliseconds per call); in
-% MATLAB, mat2grad_setup('InProcess', true) calls mat2grad through py. instead. Install the
+% The helpers run "PYTHON -m mat2grad ..." in one warm Python process per session
+% (milliseconds per call; the default in GNU Octave, mat2grad_setup('Worker', true) in
+% MATLAB) or through system() (mat2grad_setup('Worker', false)); in MATLAB,
+% mat2grad_setup('InProcess', true) calls mat2grad through py. instead. Install the
 % Python package first (pip install mat2grad, or from a clone of the repository:
 % pip install -c constraints.txt -e .), then run mat2grad_setup.
