@@ -202,15 +202,14 @@ def worker_cli(n: int, threads: int) -> dict:
     import numpy as np
     import scipy.io
     import torch
-    from tests.test_cli_gradients import _save_network
 
     from mat2grad.cli import main
-    from tests.support.records import network_record
+    from tests.support.records import network_record, save_network
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
         net_file, data, out = (Path(folder) / f for f in ("net.mat", "x.mat", "J.mat"))
-        _save_network(net_file, network_record(**MODELS["A"], seed=0))
+        save_network(net_file, network_record(**MODELS["A"], seed=0))
         scipy.io.savemat(data, {"X": np.random.default_rng(0).uniform(-2, 2, (10, n))})
         import mat2grad.autodiff  # noqa: F401  (imports are not part of the measurement)
 

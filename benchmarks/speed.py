@@ -53,7 +53,7 @@ def _peak_mb() -> float:
 
 
 def _network(model: str):
-    from tests.records import network
+    from tests.support.records import network
 
     return network(**MODELS[model], seed=0, scale=1.0 if model == "A" else 0.1)
 
@@ -168,12 +168,11 @@ def worker_info() -> dict:
     """Whether `mat2grad info` on a MAT-file imports torch, and its wall time."""
     import tempfile
 
-    from tests.records import network_record
-    from tests.test_cli_gradients import _save_network
+    from tests.support.records import network_record, save_network
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "net.mat"
-        _save_network(path, network_record(**MODELS["A"], seed=0))
+        save_network(path, network_record(**MODELS["A"], seed=0))
         code = (
             "import sys, time; t = time.perf_counter(); from mat2grad.cli import main; "
             f"main(['info', {str(path)!r}]); "

@@ -24,12 +24,7 @@ from tests.support.helpers import (
     corpus_cases,
     requires_corpus,
 )
-from tests.support.records import network_record, to_mat
-
-
-def _save_network(path, record, **data):
-    """A hand-made record saved as a plain struct (what Octave or struct(net) gives)."""
-    scipy.io.savemat(path, {"net": to_mat(record), **data}, long_field_names=True)
+from tests.support.records import network_record, save_network
 
 
 def _corpus_inputs(case, tmp_path):
@@ -185,7 +180,7 @@ def test_jacobian_of_a_two_input_two_output_network(capsys, tmp_path):
     cell = np.empty((2, 1), dtype=object)
     cell[0, 0], cell[1, 0] = x1, x2
     path = tmp_path / "net.mat"
-    _save_network(path, record, X=cell)
+    save_network(path, record, X=cell)
     out = tmp_path / "J.mat"
     code, _, err = run(capsys, "jacobian", path, "--network", "net", "--inputs", path, "-o", out)
     assert code == 0, err
@@ -414,7 +409,7 @@ def test_check_with_inputs(capsys):
 
 def test_check_without_points_is_a_clear_error(capsys, tmp_path):
     path = tmp_path / "net.mat"
-    _save_network(path, network_record((3,), ((4, "tansig"), (1, "purelin"))))
+    save_network(path, network_record((3,), ((4, "tansig"), (1, "purelin"))))
     code, _, err = run(capsys, "check", path)
     assert_one_line_error(code, err, r"neither example inputs .* --inputs DATA.mat")
 

@@ -491,3 +491,11 @@ def network(*args, dtype=None, **kwargs):
 
     spec = parse_network(network_record(*args, **kwargs), path="synthetic")
     return ShallowNetwork(spec, dtype=dtype or torch.float64)
+
+
+def save_network(path, record, **data):
+    """A hand-made record saved as a plain struct ``net`` (what Octave or struct(net)
+    gives), with ``data`` as further variables."""
+    import scipy.io
+
+    scipy.io.savemat(path, {"net": to_mat(record), **data}, long_field_names=True)
