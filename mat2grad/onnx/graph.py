@@ -13,18 +13,21 @@ converts or runs anything.
 # (``[num_directions, N, H]``). The rule, in order: an input consumed by a recurrent node as
 # X or as an initial state takes the node's batch axis (by its ``layout``), looking through
 # Transposes (tf2onnx feeds a batch-first ``[N, T, C]`` input through a Transpose to a
-# time-major LSTM, or to a Loop whose body reads step t with ``Gather``) and operators that
-# keep axes in place (Cast, Sub, Mul, activations); otherwise the one symbolic dimension, if
+# time-major LSTM, or to a Loop whose body reads step t with ``Gather``; with the batch fixed
+# at 1 it writes that Transpose as a Reshape ``[1, T, C] -> [T, 1, C]``, which only moves a
+# size-1 axis and is followed as the transpose it is) and operators that keep axes in place
+# (Cast, Sub, Mul, activations); otherwise the one symbolic dimension, if
 # exactly one is symbolic; otherwise axis 0. The batch axis of each output is found by
 # running the graph (``mat2grad.onnx.loader``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from onnx import ModelProto, TensorProto
+from onnx import ModelProto, TensorProto, numpy_helper
 
 from .proto import all_nodes, subgraphs
 from .reader import (
@@ -90,9 +93,30 @@ _AXIS_KEEPING = {
 }  # fmt: skip
 
 
+def _reshape_as_transpose(
+    dims: tuple[int | None, ...] | None, target: list[int] | None
+) -> list[int] | None:
+    """The axis permutation a Reshape from ``dims`` to ``target`` amounts to, where it only
+    moves axes of size 1 (the axes of size > 1 keep their order): ``perm`` with output axis
+    ``j`` = input axis ``perm[j]``; None for any other Reshape or unknown sizes."""
+    if dims is None or target is None or None in dims:
+        return None
+    new = [d if d != 0 else (dims[j] if j < len(dims) else -1) for j, d in enumerate(target)]
+    if new.count(-1) == 1:
+        known = math.prod(d for d in new if d != -1)
+        new[new.index(-1)] = math.prod(dims) // known if known else -1
+    big_in = [k for k, d in enumerate(dims) if d != 1]
+    ones_in = [k for k, d in enumerate(dims) if d == 1]
+    if [dims[k] for k in big_in] != [d for d in new if d != 1] or new.count(1) != len(ones_in):
+        return None
+    big, ones = iter(big_in), iter(ones_in)
+    return [next(ones) if d == 1 else next(big) for d in new]
+
+
 def _recurrent_role(model: ModelProto, name: str) -> tuple[int, str] | None:
-    """Where a recurrent node takes ``name`` (directly, or through axis-keeping operators and
-    Transposes): ``(batch axis of name, "sequence" | "state")``, else None."""
+    """Where a recurrent node takes ``name`` (directly, or through axis-keeping operators,
+    Transposes and Reshapes that act as one): ``(batch axis of name, "sequence" |
+    "state")``, else None."""
     consumers: dict[str, list] = {}
     for node in model.graph.node:
         for k, inp in enumerate(node.input):
@@ -101,10 +125,17 @@ def _recurrent_role(model: ModelProto, name: str) -> tuple[int, str] | None:
             for sub in all_nodes(next(a.g for a in node.attribute if a.name == "body")):
                 for k, inp in enumerate(sub.input):
                     consumers.setdefault(inp, []).append((sub, k, True))
-    frontier = [(name, list(range(64)))]  # value, axis map: value axis -> input axis
+    shapes = {
+        t.name: [int(v) for v in numpy_helper.to_array(t).reshape(-1)]
+        for t in model.graph.initializer
+        if t.data_type == TensorProto.INT64 and len(t.dims) == 1
+    }
+    start = next((_dims(v) for v in model.graph.input if v.name == name), None)
+    # value, axis map (value axis -> input axis), the value's static sizes where known
+    frontier = [(name, list(range(64)), start)]
     seen = set()
     while frontier:
-        value, axes = frontier.pop()
+        value, axes, dims = frontier.pop()
         if value in seen:
             continue
         seen.add(value)
@@ -124,11 +155,17 @@ def _recurrent_role(model: ModelProto, name: str) -> tuple[int, str] | None:
                 if k in _RNN_STATE_INPUTS[node.op_type]:
                     return axes[batch], "state"
             elif node.op_type in _AXIS_KEEPING:
-                frontier.append((node.output[0], axes))
+                frontier.append((node.output[0], axes, dims))
             elif node.op_type == "Transpose" and k == 0:
                 perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
                 if perm is not None:
-                    frontier.append((node.output[0], [axes[p] for p in perm]))
+                    moved = None if dims is None else tuple(dims[p] for p in perm)
+                    frontier.append((node.output[0], [axes[p] for p in perm], moved))
+            elif node.op_type == "Reshape" and k == 0 and len(node.input) > 1:
+                perm = _reshape_as_transpose(dims, shapes.get(node.input[1]))
+                if perm is not None:
+                    moved = tuple(dims[p] for p in perm)
+                    frontier.append((node.output[0], [axes[p] for p in perm], moved))
     return None
 
 

@@ -105,7 +105,10 @@ def load_onnx(
     net.notes = tuple(
         norm.notes + ([f"replaced after conversion: {', '.join(fixed)}"] if fixed else [])
     )
-    recurrent = any(n.op_type in RECURRENT_OPS for n in norm.model.graph.node)
+    # a recurrent node, or a Loop reading a sequence input step by step (tf2onnx)
+    recurrent = any(n.op_type in RECURRENT_OPS for n in norm.model.graph.node) or any(
+        i.role == "sequence" for i in infos
+    )
     net.input_layouts = tuple(
         infer_layout(i.sample_shape, producer=model.producer_name, role=i.role, recurrent=recurrent)
         for i in infos

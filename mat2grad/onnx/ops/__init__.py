@@ -18,21 +18,23 @@ Each family exports up to two tables:
   *existing* converter is never overridden; the module it built is swapped after conversion
   by :func:`mat2grad.onnx.fixes.apply_fixes`.
 
-================  ==========================================================================
-``recurrent``     ``LSTM``, ``GRU``, ``RNN`` (7, 14, 22): converters
-``cast``          ``Cast`` that follows the working dtype: converters (6, 19-25) and fix
-``slice``         ``Slice`` (converter for version 1, fix) and ``Split`` (converter for 18)
-``flatten``       ``Flatten`` for every axis and rank: fixes
-``pad``           ``Pad`` on any axes in every mode: converters (18-25) and fixes
-``resize``        ``Resize``, the whole operator: converters (18, 19) and fixes
-``pooling``       ``AveragePool`` 19 and 22 without dilations: converters
-``reduce``        ``Sum``/``Mean`` out of place (fixes), ``Reduce*`` with axes as input (18, 20)
-``activations``   ``PRelu`` (fix), ``Gelu`` (20), ``Mish`` (18, 22)
-``dropout``       ``Dropout`` modules as ``nn.Identity`` (fixes)
-``control_flow``  ``Loop``, ``Scan`` (9+), ``If``: converters; subgraphs converted by
-                  ``control_flow_body`` with their outer-scope values passed in
-``aliases``       newer versions that only add element types: onnx2torch's older converter
-================  ==========================================================================
+====================  ==========================================================================
+``recurrent``         ``LSTM``, ``GRU``, ``RNN`` (7, 14, 22): converters
+``cast``              ``Cast`` that follows the working dtype: converters (6, 19-25) and fix
+``slice``             ``Slice`` (converter for version 1, fix) and ``Split`` (converter for 18)
+``gemm``              ``Gemm`` out of place (fix)
+``reverse_sequence``  ``ReverseSequence`` (10, 28): converters
+``flatten``           ``Flatten`` for every axis and rank: fixes
+``pad``               ``Pad`` on any axes in every mode: converters (18-25) and fixes
+``resize``            ``Resize``, the whole operator: converters (18, 19) and fixes
+``pooling``           ``AveragePool`` 19 and 22 without dilations: converters
+``reduce``            ``Sum``/``Mean`` out of place (fixes), ``Reduce*`` with axes as input (18, 20)
+``activations``       ``PRelu`` (fix), ``Gelu`` (20), ``Mish`` (18, 22)
+``dropout``           ``Dropout`` modules as ``nn.Identity`` (fixes)
+``control_flow``      ``Loop``, ``Scan`` (9+), ``If``: converters; subgraphs converted by
+                      ``control_flow_body`` with their outer-scope values passed in
+``aliases``           newer versions that only add element types: onnx2torch's older converter
+====================  ==========================================================================
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ from . import (
     control_flow_body,
     dropout,
     flatten,
+    gemm,
     pad,
     pooling,
     recurrent,
     reduce,
     resize,
+    reverse_sequence,
     slice,
 )
 from ._common import Converter, Fix
@@ -59,9 +63,11 @@ __all__ = ["CONVERTERS", "FIXES", "register_converters"]
 
 _FAMILIES = (
     recurrent,
+    reverse_sequence,
     control_flow,
     cast,
     slice,
+    gemm,
     flatten,
     pad,
     resize,
