@@ -21,7 +21,7 @@ from onnx import ModelProto, TensorProto, shape_inference
 from torch import fx
 
 from ..contract import to_numpy
-from ..errors import Mat2GradError, first_line
+from ..errors import Mat2GradError, first_line, is_out_of_memory, out_of_memory
 from .graph import FLOAT_TYPES
 
 __all__ = [
@@ -188,7 +188,19 @@ def check_against_onnxruntime(net: Any, original: ModelProto, normalised: ModelP
         expected = session.run(None, feeds)
     except Exception as exc:  # noqa: BLE001
         return {"skipped": f"onnxruntime failed to run the model: {first_line(exc, limit=300)}"}
-    got = run_module(net, feeds)
+    try:
+        got = run_module(net, feeds)
+    except Mat2GradError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a converter defect must still be one error type
+        if is_out_of_memory(exc):
+            raise out_of_memory(f"{net.source}: the load-time check", exc) from None
+        raise Mat2GradError(
+            f"{net.source}: the converted model fails on the random input that onnxruntime "
+            f"runs ({type(exc).__name__}: {first_line(exc, limit=300)}). This is a mat2grad "
+            "or onnx2torch defect; please report the file (load with check=False to skip "
+            "this check)"
+        ) from None
     report: dict[str, Any] = {"reference": reference, "outputs": {}}
     worst = 0.0
     for name, ref, mine in zip(net.output_names, expected, got, strict=True):

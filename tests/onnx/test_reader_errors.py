@@ -76,3 +76,15 @@ def test_required_input_left_empty(tmp_path):
 )
 def test_only_optional_inputs_may_be_left_empty(node, refused):
     assert _missing_required_input(node, 17) == refused
+
+
+def test_a_converted_graph_that_fails_in_the_load_check_is_one_error(monkeypatch):
+    # a converter defect surfaces in the comparison with onnxruntime: still Mat2GradError
+    from mat2grad.onnx import check
+
+    def broken(net, feeds):
+        raise RuntimeError("The size of tensor a (4) must match the size of tensor b (5)")
+
+    monkeypatch.setattr(check, "run_module", broken)
+    with pytest.raises(Mat2GradError, match=r"fails on the random input .*RuntimeError: The size"):
+        mat2grad.load(FIXTURES / "matlab_addition_sum.onnx")
