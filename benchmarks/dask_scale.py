@@ -109,6 +109,7 @@ def main() -> None:
     )
 
     folder = Path(args.store or tempfile.mkdtemp(prefix="dask_scale-", dir=ROOT.parent))
+    folder.mkdir(parents=True, exist_ok=True)
     with (
         LocalCluster(
             n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None
