@@ -164,27 +164,46 @@ def worker_lstm() -> dict:
     return t
 
 
-def worker_info() -> dict:
-    """Whether `mat2grad info` on a MAT-file imports torch, and its wall time."""
+def worker_info(repeats: int = 5) -> dict:
+    """`mat2grad info` on a MAT-file as a user runs it, `python -m mat2grad info net.mat` in a
+    fresh interpreter: the best wall time of `repeats` runs; the same for `python -c 'import
+    mat2grad'`; and whether `info` imports torch. The subprocesses inherit this worker's
+    environment, so they import the checkout `_spawn` put first on PYTHONPATH (the
+    baseline's, with --baseline), which `package` names."""
     import tempfile
 
     from tests.support.records import network_record, save_network
 
+    def best(*args: str) -> float | str:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            if out.returncode != 0:
+                return (out.stderr.strip().splitlines() or ["failed"])[-1]
+        return min(times)
+
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "net.mat"
         save_network(path, network_record(**MODELS["A"], seed=0))
+        info = best("-m", "mat2grad", "info", str(path))
+        imports = best("-c", "import mat2grad")
         code = (
-            "import sys, time; t = time.perf_counter(); from mat2grad.cli import main; "
+            "import sys; import mat2grad; from mat2grad.cli import main; "
             f"main(['info', {str(path)!r}]); "
-            "print('TORCH', 'torch' in sys.modules, time.perf_counter() - t)"
+            "print('TORCH', 'torch' in sys.modules, mat2grad.__file__)"
         )
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env=_env(None)
-        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     last = out.stdout.strip().splitlines()[-1].split() if out.returncode == 0 else []
-    if len(last) != 3:
-        return {"error": out.stderr.strip().splitlines()[-1:]}
-    return {"imports_torch": last[1] == "True", "seconds": float(last[2])}
+    if len(last) != 3 or isinstance(info, str) or isinstance(imports, str):
+        return {"error": [info, imports, *out.stderr.strip().splitlines()[-1:]]}
+    return {
+        "imports_torch": last[1] == "True",
+        "seconds": info,
+        "import_seconds": imports,
+        "package": str(Path(last[2]).parent),
+    }
 
 
 def _env(tree: str | None) -> dict:
@@ -238,7 +257,14 @@ def _table(tree: str | None, configs: list) -> None:
             f"{t['forward'] * 1e3:.1f} ms, ratio {t['jacobian'] / t['forward']:.0f} (goal <= 20)"
         )
     info = _spawn(tree, "--kind", "info")
-    print(f"  mat2grad info on a .mat file: {info}")
+    if "error" in info:
+        print(f"  mat2grad info on a .mat file: failed: {info['error']}")
+    else:
+        print(
+            f"  python -m mat2grad info net.mat: {info['seconds']:.2f} s, imports torch: "
+            f"{'yes' if info['imports_torch'] else 'no'}; python -c 'import mat2grad': "
+            f"{info['import_seconds']:.2f} s (best of 5 each; {info['package']})"
+        )
 
 
 def main() -> None:

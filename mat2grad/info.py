@@ -1,4 +1,6 @@
-"""``mat2grad info``: describe the networks in a file, as text and as JSON-ready data."""
+"""``mat2grad info``: describe the networks in a file, as text and as JSON-ready data.
+
+Describing a MAT-file imports no torch (only an ONNX model's description does)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .loading import find_networks, is_onnx
-from .shallow.module import describe_spec
+from .finding import find_networks, is_onnx
+from .shallow.describe import describe_spec
 from .shallow.record import NetworkSpec
 
 __all__ = ["describe_file", "spec_summary"]

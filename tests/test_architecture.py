@@ -37,6 +37,7 @@ RANKS = {
     "matfile": 1,
     "shallow": 2,
     "onnx": 2,
+    "finding": 3,  # networks found in files, parsed without torch
     "budget": 3,
     "predict": 3,
     "autodiff": 4,

@@ -1,5 +1,6 @@
 """The command line: argparse subcommands -> the commands of :mod:`mat2grad.commands` ->
-exit codes. No logic here.
+exit codes. No logic here. Only the command that runs is imported (see
+:mod:`mat2grad.commands`): ``info`` on a MAT-file and ``--version`` import no torch.
 
 Exit codes: 0 success, 1 a runtime error (one line ``mat2grad: <message>`` on stderr), 2 a
 usage error (argparse), 130 interrupted. ``--debug`` shows tracebacks.
@@ -17,8 +18,6 @@ from typing import Any
 from ..commands import RESULT_COMMANDS
 from ..commands.messages import one_line, warnings_on_stderr
 from ..errors import Mat2GradError
-from ..loading import cached_load
-from ..worker import serve
 from .handlers import HANDLERS, RESULT_HANDLER
 from .parser import build_parser
 
@@ -30,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "worker":  # the worker runs command lines the way run_line does
+        from ..worker import serve
+
         return serve(partial(run_line, parser=parser), idle_timeout=args.idle_timeout)
     return run_handler(args, HANDLERS[args.command])
 
@@ -43,6 +44,8 @@ def run_line(argv: Sequence[str], parser: argparse.ArgumentParser | None = None)
     except SystemExit as exc:  # usage errors, --help, --version: argparse has printed
         return exc.code if isinstance(exc.code, int) else 1
     if args.command in RESULT_COMMANDS:
+        from ..loading import cached_load  # torch: only the commands that compute need it
+
         return run_handler(args, partial(RESULT_HANDLER, loader=cached_load))
     return run_handler(args, HANDLERS[args.command])
 

@@ -1,4 +1,5 @@
-"""``info`` and ``convert``: commands on a network file as a whole (no data)."""
+"""``info`` and ``convert``: commands on a network file as a whole (no data). ``info`` on a
+MAT-file imports no torch; ``convert`` imports the exporters when it runs."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from typing import Any
 
 from .. import matfile
 from ..errors import Mat2GradError
-from ..export import convert
+from ..finding import is_onnx, network_file
 from ..info import describe_file
-from ..loading import is_onnx, network_file
 from .options import ConvertOptions, InfoOptions
 
 __all__ = ["convert_file", "info"]
@@ -35,6 +35,8 @@ def info(opts: InfoOptions) -> tuple[str, dict[str, Any]]:
 def convert_file(opts: ConvertOptions) -> Path:
     """Write the network as the portable file ``opts.output`` (its suffix picks the format);
     returns the path written."""
+    from ..export import convert  # deferred: torch and the exporters, which info needs not
+
     return convert(
         opts.file,
         opts.output,

@@ -25,6 +25,7 @@ from ..matfile.export_layout import (
     example_to_matlab,
 )
 from .describe import docstring, io_names
+from .opsets import DEFAULT_OPSET, ONNX_OPSETS
 from .portable import Portable
 
 __all__ = [
@@ -35,13 +36,6 @@ __all__ = [
     "exporter_output_silenced",
 ]
 
-#: ONNX opset written by default: the highest MATLAB's own exporter writes (see the package
-#: docstring), so the one importNetworkFromONNX is most likely to read.
-DEFAULT_OPSET = 14
-#: the opsets the TorchScript-based ONNX exporter of torch 2.13 writes; below 9 some MATLAB
-#: functions have no ONNX form (hardlim, compet, dist, elliot2sig, fixunknowns; normprod
-#: below 11) and converting them fails naming the function
-ONNX_OPSETS = range(7, 21)
 
 #: the name under which ``.pt2`` and ``.pt`` archives hold the description
 _DESCRIPTION_FILE = "mat2grad.json"

@@ -24,10 +24,16 @@ conversion between the two, and every byte read from or written to a MAT-file, i
 ``export_layout``  exported files in MATLAB's layout (``R x Q`` in, ``S x Q`` out)
 =================  =====================================================================
 
-Import the names below from ``mat2grad.matfile`` itself; the modules are its parts.
+Import the names below from ``mat2grad.matfile`` itself; the modules are its parts. Reading
+a MAT-file does not import torch: the parts that need it (``weights``, ``onnx_layout``,
+``export_layout``) are imported the first time one of their names is asked for.
 """
 
-from . import export_layout
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .atomic import temporary_beside, write_bytes_atomically
 from .layout import (
     SAMPLES,
@@ -53,7 +59,6 @@ from .layout_kinds import (
     matlab_to_batch,
 )
 from .memory import ArrayWriter, output_cell, result_cell, sample_block
-from .onnx_layout import ResultLayout, inputs_from_mat, matlab_size_text
 from .paths import parse_path, resolve, select_variable, walk
 from .python_values import (
     array_from_python,
@@ -99,8 +104,23 @@ from .tree import (
     describe,
     is_cell,
 )
-from .weights import column_major, flatten_column_major, weight_cell_dicts
 from .write import MAT_FORMATS, choose_format, v73_threshold, write_mat
+
+if TYPE_CHECKING:
+    from . import export_layout
+    from .onnx_layout import ResultLayout, inputs_from_mat, matlab_size_text
+    from .weights import column_major, flatten_column_major, weight_cell_dicts
+
+#: the names whose modules import torch -> those modules, imported on first use
+_LAZY: dict[str, str] = {
+    "export_layout": ".export_layout",
+    "column_major": ".weights",
+    "flatten_column_major": ".weights",
+    "weight_cell_dicts": ".weights",
+    "ResultLayout": ".onnx_layout",
+    "inputs_from_mat": ".onnx_layout",
+    "matlab_size_text": ".onnx_layout",
+}
 
 __all__ = [
     # the neutral tree
@@ -189,3 +209,16 @@ __all__ = [
     "ResultLayout",
     "matlab_size_text",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name], __name__)
+    value = module if name == "export_layout" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,7 +1,8 @@
 """The tables of MATLAB's shallow-network functions, written in torch.
 
-One dict per family, one row per MATLAB function; an unknown name is rejected by the
-``lookup`` helper with the list of supported names. Every function works on tensors whose
+One dict per family, one row per MATLAB function, for exactly the names of :mod:`.names`
+(which reading a record checks against, without torch); an unknown name is rejected with
+the list of supported names. Every function works on tensors whose
 *last* dimension is the feature (row) dimension of MATLAB's ``R x Q`` / ``S x Q`` arrays and
 whose leading dimensions are samples, so the same code serves a batch ``(Q, S)``, one sample
 ``(S,)`` and ``torch.func.vmap``. Nothing updates a tensor in place.
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..errors import Mat2GradError
+from .names import ZERO_DERIVATIVE, check_supported
 
 __all__ = [
     "TransferFcn",
@@ -41,13 +42,8 @@ __all__ = [
 
 def lookup(table: Mapping[str, object], name: str, family: str, where: str) -> object:
     """Return ``table[name]``, or raise a Mat2GradError listing the supported names."""
-    try:
-        return table[name]
-    except KeyError:
-        supported = ", ".join(sorted(table))
-        raise Mat2GradError(
-            f"{where}: {family} function '{name}' is not supported (supported: {supported})"
-        ) from None
+    check_supported(table.keys(), name, family, where)
+    return table[name]
 
 
 # --------------------------------------------------------------------------------------
@@ -60,8 +56,6 @@ class TransferFcn:
     apply: Callable[[Tensor], Tensor]
     #: "elementwise" or "columnwise" (softmax, radbasn, compet act across a whole column)
     kind: str = "elementwise"
-    #: True where the derivative is zero almost everywhere (step functions)
-    zero_derivative: bool = False
 
 
 def _step(n: Tensor, low: float) -> Tensor:
@@ -97,14 +91,12 @@ TRANSFER: dict[str, TransferFcn] = {
     "softmax": TransferFcn(lambda n: torch.softmax(n, dim=-1), kind="columnwise"),
     "elliotsig": TransferFcn(lambda n: n / (1.0 + torch.abs(n))),
     "elliot2sig": TransferFcn(lambda n: torch.sign(n) * (n * n) / (1.0 + n * n)),
-    "hardlim": TransferFcn(lambda n: _step(n, 0.0), zero_derivative=True),
-    "hardlims": TransferFcn(lambda n: _step(n, -1.0), zero_derivative=True),
-    "compet": TransferFcn(_compet, kind="columnwise", zero_derivative=True),
+    # the derivative of these three is zero almost everywhere (names.ZERO_DERIVATIVE)
+    "hardlim": TransferFcn(lambda n: _step(n, 0.0)),
+    "hardlims": TransferFcn(lambda n: _step(n, -1.0)),
+    "compet": TransferFcn(_compet, kind="columnwise"),
     "netinv": TransferFcn(lambda n: 1.0 / n),  # "returns 1/N"
 }
-
-#: transfer functions whose derivative is zero almost everywhere
-ZERO_DERIVATIVE = frozenset(k for k, v in TRANSFER.items() if v.zero_derivative)
 
 
 # --------------------------------------------------------------------------------------

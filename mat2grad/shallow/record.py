@@ -37,7 +37,7 @@ from .fields import (
     text,
     whole_number,
 )
-from .functions import NET_INPUT, TRANSFER, WEIGHT, lookup
+from .names import NET_INPUT_NAMES, TRANSFER_NAMES, WEIGHT_NAMES, check_supported
 from .settings import parse_steps
 from .spec import (  # noqa: F401  respec: a compatibility re-export (old import path)
     InputSpec,
@@ -214,8 +214,8 @@ def _parse_layer(value: Any, index: int, ctx: Where) -> LayerSpec:
         raise ctx.err(where, f"expected a struct, found {describe(value)}")
     transfer = text(value.get("transferFcn"), where + ".transferFcn")
     net_input = text(value.get("netInputFcn", "netsum"), where + ".netInputFcn") or "netsum"
-    lookup(TRANSFER, transfer, "transfer", ctx.place(where))
-    lookup(NET_INPUT, net_input, "net input", ctx.place(where))
+    check_supported(TRANSFER_NAMES, transfer, "transfer", ctx.place(where))
+    check_supported(NET_INPUT_NAMES, net_input, "net input", ctx.place(where))
     return LayerSpec(
         index=index,
         name=text(value.get("name", ""), ""),
@@ -292,7 +292,7 @@ def _parse_weight(
     if not isinstance(prop, MatStruct):
         raise ctx.err(f"{props}{{{to},{source}}}", f"expected a struct, found {describe(prop)}")
     fcn = text(prop.get("weightFcn", "dotprod"), "") or "dotprod"
-    lookup(WEIGHT, fcn, "weight", ctx.place(f"{props}{{{to},{source}}}"))
+    check_supported(WEIGHT_NAMES, fcn, "weight", ctx.place(f"{props}{{{to},{source}}}"))
     delays_raw = as_float(prop.get("delays", np.zeros((1, 1))), f"{props}.delays").reshape(-1)
     if delays_raw.size == 0 or np.any(delays_raw < 0) or np.any(delays_raw != np.round(delays_raw)):
         raise ctx.err(

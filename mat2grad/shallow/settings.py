@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import Mat2GradError
 from ..matfile import MatStruct, as_float, cell_list, describe, row_indices
 from .fields import text
-from .functions import PROCESSING, lookup
+from .names import PROCESSING_NAMES, check_supported
 from .spec import ProcessStep, Where
 
 __all__ = ["parse_steps", "process_step"]
@@ -42,7 +42,7 @@ def parse_steps(value: MatStruct, size: int, ctx: Where, where: str) -> tuple[Pr
     rows = size
     for k, (name, s) in enumerate(zip(names, sets, strict=True)):
         here = f"{where}.processFcns{{{k + 1}}}"
-        lookup(PROCESSING, name, "processing", ctx.place(here))
+        check_supported(PROCESSING_NAMES, name, "processing", ctx.place(here))
         if not isinstance(s, MatStruct):
             raise ctx.err(here, f"settings for {name} are {describe(s)}, expected a struct")
         step = process_step(name, s, rows, ctx, here)

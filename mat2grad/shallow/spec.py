@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Mat2GradError
-from .functions import ZERO_DERIVATIVE
+from .names import ZERO_DERIVATIVE
 
 __all__ = [
     "ProcessStep",
