@@ -11,7 +11,7 @@ DASK_GROUP = (
     "(with Dask's progress bar on a terminal): -o OUT.mat in MATLAB's layout (--format v7.3 "
     "for results over 2 GiB), or -o OUT.zarr with batch-first arrays (J Q x S x R). sens "
     "merges per-block statistics in a tree and writes the same struct S as without Dask to "
-    "-o S.mat (--weights and --plot too; --committee, --interactions and --dgsm run without "
+    "-o S.mat (--weights, --dgsm and --plot too; --committee and --interactions run without "
     "Dask only). A v7.3 --inputs file is read lazily (name the variable with --inputs-var); "
     ".npy and .zarr inputs are batch-first (Q x R)."
 )

@@ -10,9 +10,10 @@ inputs are batch-first arrays (Q x R, one sample per row: Python's layout). Resu
 MAT-file in MATLAB's layout (J S x R x Q, Y S x Q; ``--format``), or a zarr store (a name
 ending in ``.zarr``) holding batch-first arrays J (Q, S, R) and Y (Q, S); ``sens`` writes
 S to a MAT-file only. The network (a static MATLAB network) travels as its file and network
-path. What ``sens`` computes in memory only (a committee, Hessian interactions, DGSM) is
-refused before any work; ``--weights`` (the weights alone) and ``--plot`` (a subset of raw
-derivatives kept by the reduction) are as in memory.
+path. What ``sens`` computes in memory only (a committee, Hessian interactions) is refused
+before any work; ``--weights`` (the weights alone), ``--dgsm`` (its own samples from the
+recorded ranges, drawn and differentiated here) and ``--plot`` (a subset of raw derivatives
+kept by the reduction) are as in memory.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..contract import contract_of
 from ..errors import Mat2GradError
 from ..loading import is_onnx
 from ..sensitivity.bootstrap import check_bootstrap
+from ..sensitivity.dgsm import dgsm
 from ..sensitivity.files import PLOT_KEEP, check_plot_file, save_plot
 from ..sensitivity.weights import weight_importance
 from .options import JacobianOptions, PredictOptions, SensOptions, flag
@@ -54,7 +56,6 @@ class DaskOptions:
 IN_MEMORY_ONLY = {
     "committee": "a committee pools its networks in memory",
     "interactions": "the Hessian interactions run in memory",
-    "dgsm": "DGSM draws its own samples in memory",
 }
 
 
@@ -146,6 +147,15 @@ def _sens(opts: SensOptions, how: DaskOptions, model: Any, ref: Any, xs: list[An
             keep=PLOT_KEEP if opts.plot else 0,
             chunk_size=opts.chunk_size,
             threads=how.threads or 1,
+        )
+    if opts.dgsm:  # its samples are drawn from the recorded ranges, not read: run here
+        result.parts["dgsm"] = dgsm(
+            model,
+            int(opts.dgsm),
+            bootstrap=opts.bootstrap or 100,
+            conf_level=opts.conf_level,
+            seed=opts.seed,
+            chunk_size=opts.chunk_size,
         )
     if opts.weights:
         result.parts["weights"] = weight_importance(model)

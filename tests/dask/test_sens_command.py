@@ -60,11 +60,12 @@ def _same(got, want, where: str = "S", skip: tuple[str, ...] = ()) -> None:
 
 def test_sens_on_local_workers_writes_the_in_memory_S(data, capsys):
     opts = ["--bootstrap", "20", "--seed", "3", "--scale", "std", "--ddof", "1", "--weights"]
+    opts += ["--dgsm", "300"]
     assert _sens(data, "small.mat", "mem.mat", *opts, "--chunk-size", "16") == 0
     assert _sens(data, "small.mat", "dask.mat", *opts, "--workers", "2", "--block-size", BLOCK) == 0
     assert capsys.readouterr().out.strip() == str(data / "dask.mat")
     got, want = read_mat(data / "dask.mat")["S"], read_mat(data / "mem.mat")["S"]
-    assert "rms_low" in want.fields and "weights" in want.fields
+    assert "rms_low" in want.fields and "weights" in want.fields and "dgsm" in want.fields
     _same(got, want)
     # and the library's statistics, computed here without the command line
     x = read_mat(STATIC)["X"].astype(float)
@@ -114,7 +115,6 @@ def _no_cluster(*args, **kwargs):
     [
         (["--committee"], "--committee does not run on Dask"),
         (["--interactions"], "--interactions does not run on Dask"),
-        (["--dgsm", "100"], "--dgsm does not run on Dask"),
         (["--max-lag", "2"], "--max-lag apply to dynamic networks"),
         (["--bootstrap", "1"], "at least 2 replicates"),
         (["--plot", "S.txt"], "plots are written as .png, .svg or .pdf"),
