@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .errors import Mat2GradError
+from .errors import Mat2GradError, size_text
 
 __all__ = [
     "CHUNK_BUDGET_BYTES",
@@ -81,15 +81,6 @@ def _address_space_left() -> int | None:
         return max(0, soft - 1024 * used)
     except (ImportError, OSError, ValueError, StopIteration):
         return None
-
-
-def size_text(nbytes: float) -> str:
-    """``nbytes`` for people: 1.5 GiB, 12 TiB."""
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if nbytes < 1024 or unit == "TiB":
-            return f"{nbytes:.3g} {unit}" if unit != "bytes" else f"{int(nbytes)} bytes"
-        nbytes /= 1024
-    return f"{nbytes:.3g} PiB"  # pragma: no cover - the loop returns
 
 
 def check_fits(nbytes: int, device: torch.device, what: str, remedy: str) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "is_out_of_memory",
     "out_of_memory",
     "refuse_out_of_memory",
+    "size_text",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,13 +57,22 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
+def size_text(nbytes: float) -> str:
+    """``nbytes`` for people: 1.5 GiB, 12 TiB."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.3g} {unit}" if unit != "bytes" else f"{int(nbytes)} bytes"
+        nbytes /= 1024
+    return f"{nbytes:.3g} PiB"  # pragma: no cover - the loop returns
+
+
 def out_of_memory(where: str, exc: BaseException, remedy: str | None = None) -> Mat2GradError:
     """The Mat2GradError for the allocation failure ``exc`` in ``where``: how much more
     was asked for, and what to do (``remedy``; by default, smaller batches or streaming)."""
     found = _TRIED.search(str(exc))
     size = ""
     if found and found.group(1):
-        size = f" ({int(found.group(1)) / 2**20:.4g} MiB more)"
+        size = f" ({size_text(int(found.group(1)))} more)"
     elif found:
         size = f" ({found.group(2)} more)"
     remedy = remedy or (
@@ -69,6 +80,17 @@ def out_of_memory(where: str, exc: BaseException, remedy: str | None = None) -> 
         "(jacobian_chunks, --scheduler/--workers)"
     )
     return Mat2GradError(f"{where}: out of memory{size} ({type(exc).__name__}); {remedy}")
+
+
+@contextlib.contextmanager
+def _memory_as_error(where: str) -> Iterator[None]:
+    """Allocation failures inside the block raised as :func:`out_of_memory`'s error."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise out_of_memory(where, exc) from None
 
 
 def refuse_out_of_memory(fn: F, name: str | None = None) -> F:
@@ -81,22 +103,14 @@ def refuse_out_of_memory(fn: F, name: str | None = None) -> F:
 
         @functools.wraps(fn)
         def stream(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with _memory_as_error(where):
                 yield from fn(*args, **kwargs)
-            except (MemoryError, RuntimeError) as exc:
-                if not is_out_of_memory(exc):
-                    raise
-                raise out_of_memory(where, exc) from None
 
         return cast(F, stream)
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with _memory_as_error(where):
             return fn(*args, **kwargs)
-        except (MemoryError, RuntimeError) as exc:
-            if not is_out_of_memory(exc):
-                raise
-            raise out_of_memory(where, exc) from None
 
     return cast(F, call)
