@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
 import torch
 from torch import nn
 
+from .arrays import to_numpy
 from .errors import Mat2GradError
 
 __all__ = [
@@ -181,10 +181,3 @@ def parse_dtype(dtype: torch.dtype | str | None, what: str = "dtype") -> torch.d
     raise Mat2GradError(
         f"{what} must be one of {', '.join(DTYPES)} (or torch.float64/torch.float32); got {dtype!r}"
     )
-
-
-def to_numpy(value: Any) -> np.ndarray:
-    """A tensor (any device, with or without grad) or array-like as a numpy array."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)

@@ -34,6 +34,7 @@ RANKS = {
     "errors": 0,
     "_version": 0,
     "contract": 0,
+    "arrays": 0,  # tensors or array-likes as numpy, without importing torch
     "matfile": 1,
     "shallow": 2,
     "onnx": 2,

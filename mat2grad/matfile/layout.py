@@ -8,13 +8,13 @@ the layouts of ONNX models' images and sequences: :mod:`.layout_kinds`).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..arrays import to_numpy
 from ..errors import Mat2GradError
 from .tree import as_float, cell_elements, describe, is_cell
 
@@ -41,15 +41,8 @@ SAMPLES = ("columns", "rows")
 
 
 def float64_numpy(value: Any) -> np.ndarray:
-    """A tensor (any device, with or without grad) or array-like as a float64 numpy array.
-
-    Reading MAT-files does not import torch (``mat2grad info`` runs without it); a tensor
-    can only exist once something else has imported torch, so it is looked up, not imported.
-    """
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=np.float64)
+    """A tensor (any device, with or without grad) or array-like as a float64 numpy array."""
+    return np.asarray(to_numpy(value), dtype=np.float64)
 
 
 def check_samples(samples: str) -> None:
