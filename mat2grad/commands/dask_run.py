@@ -26,12 +26,11 @@ from ..contract import contract_of
 from ..errors import Mat2GradError
 from ..loading import is_onnx
 from ..sensitivity.bootstrap import check_bootstrap
-from ..sensitivity.dgsm import dgsm
-from ..sensitivity.files import PLOT_KEEP, check_plot_file, save_plot
-from ..sensitivity.weights import weight_importance
+from ..sensitivity.files import PLOT_KEEP, check_plot_file, network_parts
 from .options import JacobianOptions, PredictOptions, SensOptions, flag
 from .results import FileResults
-from .sources import IN_MEMORY, inputs_of, load_model, refuse_series_options
+from .sens import deliver
+from .sources import inputs_of, load_model, refuse_series_options
 
 __all__ = ["DaskOptions", "run"]
 
@@ -148,22 +147,17 @@ def _sens(opts: SensOptions, how: DaskOptions, model: Any, ref: Any, xs: list[An
             chunk_size=opts.chunk_size,
             threads=how.threads or 1,
         )
-    if opts.dgsm:  # its samples are drawn from the recorded ranges, not read: run here
-        result.parts["dgsm"] = dgsm(
-            model,
-            int(opts.dgsm),
-            bootstrap=opts.bootstrap or 100,
-            conf_level=opts.conf_level,
-            seed=opts.seed,
-            chunk_size=opts.chunk_size,
-        )
-    if opts.weights:
-        result.parts["weights"] = weight_importance(model)
-    result.settings["network_file"] = str(opts.file)
-    result.settings["inputs_file"] = str(opts.inputs or IN_MEMORY)
-    FileResults(opts.output).save({"S": result.to_struct()}, format=opts.format)
-    if opts.plot:
-        save_plot(result, opts.plot)
+    network_parts(  # DGSM draws its own samples from the recorded ranges: here
+        result,
+        model,
+        dgsm_samples=opts.dgsm,
+        weights=opts.weights,
+        bootstrap=opts.bootstrap,
+        conf_level=opts.conf_level,
+        seed=opts.seed,
+        chunk_size=opts.chunk_size,
+    )
+    deliver(result, opts, FileResults(opts.output))
     return Path(opts.output)
 
 

@@ -14,6 +14,7 @@ from ..errors import Mat2GradError
 from ..loading import load
 from ..sensitivity.committee import committee_models
 from ..sensitivity.files import PLOT_KEEP, analyse, check_plot_file, samples_of, save_plot
+from ..sensitivity.result import SensitivityResult
 from .options import SensOptions
 from .results import FileResults, Results
 from .sources import (
@@ -25,7 +26,7 @@ from .sources import (
     set_threads,
 )
 
-__all__ = ["run"]
+__all__ = ["deliver", "run"]
 
 
 def run(opts: SensOptions, results: Results | None = None, *, loader: Loader | None = None) -> None:
@@ -68,6 +69,12 @@ def run(opts: SensOptions, results: Results | None = None, *, loader: Loader | N
         chunk_size=opts.chunk_size,
         keep=PLOT_KEEP if opts.plot else 0,
     )
+    deliver(result, opts, results)
+
+
+def deliver(result: SensitivityResult, opts: SensOptions, results: Results) -> None:
+    """Hand ``result`` to ``results`` as the variable ``S``, noting where the network and
+    the data came from, and draw ``opts.plot`` (in memory and on Dask alike)."""
     result.settings["network_file"] = str(opts.file)
     result.settings["inputs_file"] = str(opts.inputs or IN_MEMORY)
     results.save({"S": result.to_struct()}, format=opts.format)

@@ -27,6 +27,7 @@ from .weights import weight_importance
 __all__ = [
     "analyse",
     "check_plot_file",
+    "network_parts",
     "read_samples",
     "samples_of",
     "save_plot",
@@ -116,6 +117,32 @@ def analyse(
             keep=keep,
             **series,
         )
+    return network_parts(
+        result,
+        model,
+        dgsm_samples=dgsm_samples,
+        weights=weights,
+        bootstrap=bootstrap,
+        conf_level=conf_level,
+        seed=seed,
+        chunk_size=chunk_size,
+    )
+
+
+def network_parts(
+    result: SensitivityResult,
+    model: nn.Module,
+    *,
+    dgsm_samples: int | None = None,
+    weights: bool = False,
+    bootstrap: int = 0,
+    conf_level: float = 0.95,
+    seed: int = 0,
+    chunk_size: int | None = None,
+) -> SensitivityResult:
+    """``result`` with the parts that need the network but not the data: DGSM over
+    ``dgsm_samples`` uniform samples in the recorded input ranges, and with ``weights``
+    Garson's and Olden's importance (wherever the statistics were computed)."""
     if dgsm_samples:
         result.parts["dgsm"] = dgsm(
             model,
