@@ -6,30 +6,19 @@ The checks that depend on what a fresh interpreter has imported run in a subproc
 
 from __future__ import annotations
 
-import os
 import pkgutil
-import subprocess
-import sys
 import textwrap
 import types
 
 import pytest
 
 import mat2grad
-from tests.support.helpers import ROOT
+from tests.support.helpers import run_python
 
 
 def fresh(code: str) -> str:
     """Run ``code`` in a new interpreter that imports this checkout; its stdout."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
+    r = run_python("-c", textwrap.dedent(code))
     assert r.returncode == 0, r.stderr
     return r.stdout
 

@@ -4,16 +4,13 @@ errors exit 2, outputs are never half-written."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import scipy.io
 
 from mat2grad.cli import main
-from tests.support.helpers import CORPUS, ROOT, assert_close, requires_corpus
+from tests.support.helpers import CORPUS, assert_close, requires_corpus, run_python
 
 
 def run(capsys, *argv):
@@ -187,25 +184,10 @@ def test_usage_errors_exit_2(capsys):
 @requires_corpus
 def test_python_dash_m_entry_point(tmp_path):
     src = CORPUS / "shallow/abj247_ann.mat"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run(
-        [sys.executable, "-m", "mat2grad", "info", str(src)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    r = run_python("-m", "mat2grad", "info", str(src), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "'fg'" in r.stdout
-    r = subprocess.run(
-        [sys.executable, "-m", "mat2grad", "info", str(tmp_path / "none.mat")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    r = run_python("-m", "mat2grad", "info", str(tmp_path / "none.mat"), cwd=tmp_path)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no such file" in r.stderr
 
 

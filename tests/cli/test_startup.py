@@ -4,14 +4,11 @@ was imported at start-up. The checks run in a fresh interpreter (a subprocess)."
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 from mat2grad.commands import CHOICES
 from mat2grad.contract import DTYPES
-from tests.support.helpers import FIXTURES, ROOT
+from tests.support.helpers import FIXTURES, run_python
 
 FITNET = FIXTURES / "example_fitnet.mat"
 
@@ -28,15 +25,8 @@ FITNET_INFO = """\
 """
 
 
-def python(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
-    )
-
-
 def test_python_dash_m_info_prints_the_networks():
-    r = python("-m", "mat2grad", "info", "fixtures/example_fitnet.mat")
+    r = run_python("-m", "mat2grad", "info", "fixtures/example_fitnet.mat")
     assert r.returncode == 0, r.stderr
     assert r.stdout == FITNET_INFO.format(file="fixtures/example_fitnet.mat")
     assert r.stderr == ""
@@ -50,7 +40,7 @@ def test_info_on_a_mat_file_imports_no_torch():
         code_json = main(["info", "--json", {str(FITNET)!r}])
         print(code, code_json, "torch" in sys.modules)
         """
-    r = python("-c", textwrap.dedent(code))
+    r = run_python("-c", textwrap.dedent(code))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(FITNET_INFO.format(file=FITNET))
     assert r.stdout.splitlines()[-1] == "0 0 False"
@@ -65,7 +55,7 @@ def test_describe_file_imports_no_torch():
         found = mat2grad.find_networks({str(FITNET)!r})
         print(len(data["networks"]), found[0].path, "torch" in sys.modules)
         """
-    r = python("-c", textwrap.dedent(code))
+    r = run_python("-c", textwrap.dedent(code))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "net", "False"]
 
@@ -79,10 +69,10 @@ def test_version_imports_no_torch():
         except SystemExit as exc:
             print(exc.code, "torch" in sys.modules)
         """
-    r = python("-c", textwrap.dedent(code))
+    r = run_python("-c", textwrap.dedent(code))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[-2:] == ["0", "False"]
-    r = python("-X", "importtime", "-m", "mat2grad", "--version")
+    r = run_python("-X", "importtime", "-m", "mat2grad", "--version")
     assert r.returncode == 0 and r.stdout.startswith("mat2grad ")
     imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines()}
     assert "torch" not in imported

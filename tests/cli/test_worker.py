@@ -15,7 +15,7 @@ import scipy.io
 
 from mat2grad.cli import main, run_line
 from mat2grad.worker import handle as _handle
-from tests.support.helpers import FIXTURES, ROOT
+from tests.support.helpers import FIXTURES, ROOT, checkout_env
 
 EXAMPLE = FIXTURES / "example_fitnet.mat"
 
@@ -60,13 +60,12 @@ def test_usage_version_and_malformed_requests():
 
 
 def _start(*extra: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen(
         [sys.executable, "-m", "mat2grad", "worker", *extra],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env=env,
+        env=checkout_env(),
     )
 
 

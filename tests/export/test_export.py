@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,9 +41,9 @@ from tests.support.helpers import (
     FIXTURES,
     FORWARD_RTOL,
     ONNX_FIXTURES,
-    ROOT,
     assert_close,
     assert_float32_agree,
+    checkout_env,
     corpus_cases,
     float32_rounding_bound,
     requires_corpus,
@@ -219,7 +218,7 @@ class Converted:
         self.onnx_jobs = subprocess.Popen(
             [sys.executable, "-m", "tests.support.convert_jobs", "jobs.json", "jobs_done.json"],
             cwd=self.root,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=checkout_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

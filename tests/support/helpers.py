@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,25 @@ import tomllib
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def checkout_env() -> dict[str, str]:
+    """The environment of a subprocess that imports this checkout of mat2grad."""
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def run_python(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python ARGS`` in a fresh interpreter that imports this checkout; text captured."""
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=checkout_env(),
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
 FIXTURES = ROOT / "fixtures"
 CORPUS = (ROOT / ".." / "shared" / "corpus").resolve()
 HAVE_CORPUS = (CORPUS / "MANIFEST.toml").is_file()
