@@ -100,7 +100,7 @@ def convert(
         ) from exc
     with exporter_output_silenced():
         verify(suffix, data, model, dtype, matlab_layout, where)
-    _write_atomically(out, data)
+    matfile.write_bytes_atomically(out, data)
     return out
 
 
@@ -131,8 +131,3 @@ def _checked_options(out: Path, suffix: str, opset: int | None, matlab_layout: b
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise Mat2GradError(f"{out}: the folder {out.parent} does not exist")
     return opset
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and move it into place."""
-    matfile.write_bytes_atomically(path, data)
