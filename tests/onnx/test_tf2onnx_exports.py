@@ -234,6 +234,16 @@ def test_reverse_sequence_follows_lengths_that_are_data():
     assert jac.sum() == x[0].numel() and (jac.amax(dim=(0, 1, 2)) == 1).all()  # a permutation
 
 
+def test_reverse_sequence_refuses_lengths_beyond_the_sequence():
+    module = OnnxReverseSequence(batch_axis=1, time_axis=0)
+    x = torch.arange(2 * 5 * 3, dtype=torch.float64).reshape(2, 5, 1, 3)  # (Q, T, N=1, C)
+    with pytest.raises(mat2grad.Mat2GradError, match=r"sequence_lens \[6\] lie outside \[0, 5\]"):
+        torch.vmap(module, in_dims=(0, None))(x, torch.tensor([6]))
+    # lengths that are data cannot be checked under vmap: that sample is NaN, not a number
+    got = torch.vmap(module)(x, torch.tensor([[3], [-1]]))
+    assert torch.isfinite(got[0]).all() and torch.isnan(got[1]).all()
+
+
 def test_gemm_adds_a_batched_c_to_a_product_shared_by_all_samples():
     a, b = torch.zeros(1, 4, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
     c = torch.randn(5, 1, 3, dtype=torch.float64)  # batched: one per sample
