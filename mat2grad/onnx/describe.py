@@ -88,7 +88,7 @@ def describe_onnx(path: str | os.PathLike[str]) -> dict[str, Any]:
         "notes": list(net.notes) if net is not None else [],
         "zero_derivative": list(net.zero_derivative) if net is not None else [],
         "not_differentiable": net.not_differentiable if net is not None else None,
-        "control_flow": _control_flow(model, converted=net is not None),
+        "control_flow": _control_flow(model, net),
         "problem": problem,
     }
     data["text"] = _describe_text(data)
@@ -173,9 +173,13 @@ _HOW = {
 }
 
 
-def _control_flow(model: onnx.ModelProto, converted: bool) -> list[str]:
+def _control_flow(model: onnx.ModelProto, net: Any) -> list[str]:
     """One line per Loop/Scan/If (nested ones included): the node, its subgraph, and how
-    mat2grad converts it."""
+    mat2grad converts it (``net``: the converted network, or None where it is not)."""
+    converted = net is not None
+    hoisting = {
+        m.where: m.hoisting for m in (net.modules() if converted else ()) if hasattr(m, "hoisting")
+    }
     lines = []
     for node in all_nodes(model.graph):
         if node.op_type not in CONTROL_FLOW_OPS:
@@ -184,6 +188,9 @@ def _control_flow(model: onnx.ModelProto, converted: bool) -> list[str]:
         size = sum(len(list(all_nodes(g))) for g in subs)
         outer = list(dict.fromkeys(v for g in subs for v in free_values(g)))
         how = _HOW[node.op_type] if converted else "not converted (see 'cannot be loaded')"
+        plan = hoisting.get(f"{node.op_type} node '{node.name or node.output[0]}'")
+        if plan is not None:
+            how += f"; {plan.describe()}"
         lines.append(
             f"{node.op_type} (node '{node.name or node.output[0]}'): {size} nodes in "
             f"{len(subs)} subgraph(s), reading {len(outer)} outer-scope value(s); {how}"

@@ -28,6 +28,7 @@ from torch import nn
 from ...errors import Mat2GradError
 from ._common import Converter, Fix
 from .control_flow_body import as_tuple, convert_subgraph, pick, subgraph_opset
+from .loop_hoisting import HoistPlan, plan_hoisting, plan_scan_hoisting
 
 __all__ = ["OnnxLoop", "OnnxScan", "OnnxIf", "CONVERTERS", "FIXES"]
 
@@ -66,9 +67,12 @@ class OnnxLoop(nn.Module):
         has_condition: bool,
         num_carried: int,
         num_scan: int,
+        hoisting: HoistPlan | None = None,
     ) -> None:
         super().__init__()
         self.body = body
+        #: the body split for speed (NOTE: [Hoisting a Loop body]); None runs it as written
+        self.hoisting = hoisting
         self.where = where
         self.has_trip_count = has_trip_count
         self.has_condition = has_condition
@@ -87,9 +91,15 @@ class OnnxLoop(nn.Module):
         cond_in = torch.tensor(running) if cond is None else cond
         scans: list[list[torch.Tensor]] = [[] for _ in range(self.num_scan)]
         step = 0
+        hoisted = None
+        if self.hoisting is not None and running and (limit is None or limit > 0):
+            hoisted = self.hoisting.start([torch.tensor(0), cond_in, *carried, *outer])
         while running and (limit is None or step < limit):
             counter = torch.tensor(step, dtype=torch.int64)
-            outs = as_tuple(self.body(counter, cond_in, *carried, *outer))
+            inputs = (counter, cond_in, *carried, *outer)
+            outs = as_tuple(
+                self.body(*inputs) if hoisted is None else hoisted.step(step, inputs, self.body)
+            )
             cond_in, carried = outs[0], list(outs[1 : 1 + self.num_carried])
             for k, element in enumerate(outs[1 + self.num_carried :]):
                 scans[k].append(element)
@@ -118,9 +128,12 @@ class OnnxScan(nn.Module):
         input_directions: Sequence[int],
         output_axes: Sequence[int],
         output_directions: Sequence[int],
+        hoisting: HoistPlan | None = None,
     ) -> None:
         super().__init__()
         self.body = body
+        #: the body split for speed (NOTE: [Hoisting a Loop body]); None runs it as written
+        self.hoisting = hoisting
         self.where = where
         self.num_states = num_states
         self.num_scan_inputs = num_scan_inputs
@@ -140,12 +153,24 @@ class OnnxScan(nn.Module):
             )
         steps = lengths.pop()
         collected: list[list[torch.Tensor]] = []
+        hoisted = None
         for t in range(steps):
             slices = [
                 x.select(a, steps - 1 - t if d else t)
                 for x, a, d in zip(inputs, axes, self.input_directions, strict=True)
             ]
-            outs = as_tuple(self.body(*states, *slices, *outer))
+            if t == 0 and self.hoisting is not None:
+                ordered = [
+                    (x.flip(a) if d else x).movedim(a, 0)
+                    for x, a, d in zip(inputs, axes, self.input_directions, strict=True)
+                ]
+                hoisted = self.hoisting.start_scan([*states, *slices, *outer], ordered)
+            step_inputs = (*states, *slices, *outer)
+            outs = as_tuple(
+                self.body(*step_inputs)
+                if hoisted is None
+                else hoisted.step(t, step_inputs, self.body)
+            )
             states = list(outs[:n])
             if not collected:
                 collected = [[] for _ in outs[n:]]
@@ -214,7 +239,15 @@ def _loop_converter(version: int) -> Converter:
             node.attributes["body"].g, graph, subgraph_opset("Loop", version), where
         )
         num_scan = len(node.attributes["body"].g.output) - 1 - len(carried)
-        module = OnnxLoop(body, where, bool(explicit[0]), bool(explicit[1]), len(carried), num_scan)
+        module = OnnxLoop(
+            body,
+            where,
+            bool(explicit[0]),
+            bool(explicit[1]),
+            len(carried),
+            num_scan,
+            plan_hoisting(body, len(carried)),
+        )
         return _result(node, module, [n for n in explicit[:2] if n] + carried + outer)
 
     return convert
@@ -238,6 +271,7 @@ def _scan_converter(version: int) -> Converter:
             input_directions=list(attrs.get("scan_input_directions", [0] * m)),
             output_axes=list(attrs.get("scan_output_axes", [0] * k)),
             output_directions=list(attrs.get("scan_output_directions", [0] * k)),
+            hoisting=plan_scan_hoisting(body, n, m),
         )
         return _result(node, module, list(node.input_values) + outer)
 
