@@ -7,7 +7,10 @@ Jacobian and a numpy forward pass, a many-output recurrent model, and `info`'s i
                                                       # the same run, for before/after ratios
     python benchmarks/speed.py --quick                # N <= 1e5
 
-Every cell runs in a fresh subprocess; times are the best of several runs. Ratios are what
+Every cell runs in a fresh subprocess pinned to one CPU (``--cpu``, default the last one
+this process may use), so that no library runs more threads than the others: JAX's XLA
+runtime otherwise spreads its work over every core whatever ``OMP_NUM_THREADS`` says (on
+2 cores it used 1.9 CPUs for model B). Times are the best of several runs. Ratios are what
 count on a shared machine: compare only numbers printed by one run. JAX rows need
 ``pip install -c constraints.txt jax`` (the optional ``bench`` extra); without it they are
 skipped, saying so. Models as in benchmarks/jacobian.py: A = 10-20-3 (mapminmax, tansig,
@@ -224,8 +227,12 @@ def _env(tree: str | None) -> dict:
     )
 
 
+#: the CPU every worker is pinned to (set by main)
+CPU = [max(os.sched_getaffinity(0))]
+
+
 def _spawn(tree: str | None, *args: str) -> dict:
-    cmd = [sys.executable, str(HERE), "--worker", *args]
+    cmd = [sys.executable, str(HERE), "--worker", "--cpu", str(CPU[0]), *args]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=tree or ROOT, env=_env(tree))
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1:]}
@@ -282,8 +289,11 @@ def main() -> None:
     parser.add_argument("--kind", default="dense", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="A", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=float, default=1e4, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, default=CPU[0], help="the CPU to pin workers to")
     args = parser.parse_args()
+    CPU[0] = args.cpu
     if args.worker:
+        os.sched_setaffinity(0, {args.cpu})
         import torch
 
         torch.set_num_threads(1)
@@ -301,7 +311,8 @@ def main() -> None:
         have_jax = True
     except ImportError:
         have_jax = False
-    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; 1 thread")
+    loads = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"load average at start: {loads}; 1 thread, every worker pinned to CPU {args.cpu}")
     if not have_jax:
         print("JAX is not installed: its column is skipped (pip install -c constraints.txt jax)")
     configs = [c for c in CONFIGS if not args.quick or c[1] <= 10**5]
