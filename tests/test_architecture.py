@@ -35,6 +35,7 @@ RANKS = {
     "_version": 0,
     "contract": 0,
     "arrays": 0,  # tensors or array-likes as numpy, without importing torch
+    "kernels": 0,  # dense products and tanh by numpy or torch, whichever is faster here
     "matfile": 1,
     "shallow": 2,
     "onnx": 2,

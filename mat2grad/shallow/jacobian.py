@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from .. import kernels
 from ..contract import model_dtype_device
 from .functions import TRANSFER, ZERO_DERIVATIVE
 from .processing import ProcessingChain
@@ -41,8 +42,11 @@ __all__ = ["closed_form", "ClosedForm", "DERIVATIVE"]
 # and ``d`` the ``(c, H)`` derivatives: for a one-hidden-layer network that is the entire
 # Jacobian, ``G_out W2 diag(f'(n1)) W1 G_in``, at the cost of one small GEMM per chunk.
 #
-# The forward pass repeats the module's own operations in the same order (the outputs
-# are bitwise those of ``ShallowNetwork.forward``) into reusable buffers. Derivatives at
+# The forward pass repeats the module's own operations in the same order into reusable
+# buffers. Its products and ``tanh``, and the Jacobian's products, run in numpy where that
+# measured faster (NOTE: [Kernel backend] in :mod:`mat2grad.kernels`): the outputs are
+# then those of ``ShallowNetwork.forward`` to round-off, not bit for bit (bitwise with
+# ``MAT2GRAD_KERNELS=torch``). Derivatives at
 # kinks follow torch's conventions (See NOTE: [Kinks] in :mod:`mat2grad.autodiff`); the
 # tests check every transfer function against torch's autograd, and the whole against the
 # generic modes.
@@ -305,10 +309,10 @@ class ClosedForm:
                 src = p[w.source - 1] if w.kind == "IW" else a[w.source]
                 weight = self._weight(w.kind, w.to, w.source)
                 if first:
-                    torch.mm(src, weight.T, out=ni)  # not MATLAB layout: n = W p, batch-first
+                    kernels.mm(src, weight.T, out=ni)  # not MATLAB layout: n = W p, batch-first
                     first = False
                 else:
-                    ni.add_(src @ weight.T)  # not MATLAB layout: n = W p, batch-first
+                    ni.add_(kernels.mm(src, weight.T))  # not MATLAB layout: n = W p, batch-first
             if str(i) in model.b:
                 if first:
                     ni.copy_(model.b[str(i)].expand(c, layer.size))
@@ -321,7 +325,7 @@ class ClosedForm:
             if t == "purelin":
                 a[i] = ni
             elif t == "tansig":
-                a[i] = torch.tanh(ni, out=self._buffer(f"a{i}", (c, layer.size)))
+                a[i] = kernels.tanh(ni, out=self._buffer(f"a{i}", (c, layer.size)))
             elif t == "logsig":
                 a[i] = torch.sigmoid(ni, out=self._buffer(f"a{i}", (c, layer.size)))
             else:
@@ -400,9 +404,9 @@ class ClosedForm:
                     k_mat = (g.value.T[:, :, None] * a_raw[:, None, :]).reshape(weight.shape[0], -1)
                     flat = dest[j].view(c, -1)
                     if started[j]:
-                        flat.addmm_(d, k_mat)
+                        flat.add_(kernels.mm(d, k_mat))
                     else:
-                        torch.mm(d, k_mat, out=flat)
+                        kernels.mm(d, k_mat, out=flat)
                         started[j] = True
                     continue
                 if gn is None:
@@ -411,7 +415,7 @@ class ClosedForm:
                         g.value * d[:, None, :] if g.batched else g.value[None] * d[:, None, :],
                         True,
                     )
-                contribution = _Adjoint(gn.value @ weight, gn.batched)
+                contribution = _Adjoint(kernels.mm(gn.value, weight), gn.batched)
                 if w.kind == "LW":
                     prev = adj.get(w.source)
                     adj[w.source] = contribution if prev is None else prev.plus(contribution)
@@ -419,7 +423,7 @@ class ClosedForm:
                     processed[w.source - 1].append(contribution)
         for j in self.wrt:
             for term in processed[j]:
-                add_to(j, term.value @ self.g_in[j])
+                add_to(j, kernels.mm(term.value, self.g_in[j]))
             if not started[j]:
                 dest[j].zero_()
             if self.zero_cols[j].numel():

@@ -195,7 +195,19 @@ def _fan_in(model: torch.nn.Module) -> int:
 def float32_rounding_bound(model: torch.nn.Module, xs) -> list[np.ndarray]:
     """Per sample and output element, a first-order bound on how far an evaluation of
     ``model``'s formulas in float32 can be from the exact value, for inputs ``xs`` (a list
-    of batch-first arrays, one per input) that are already float32 numbers.
+    of batch-first arrays, one per input) that are already float32 numbers; see
+    :func:`rounding_bound`."""
+    return rounding_bound(model, xs, U32)
+
+
+#: float64 unit roundoff
+U64 = float(np.finfo(np.float64).eps) / 2
+
+
+def rounding_bound(model: torch.nn.Module, xs, unit: float) -> list[np.ndarray]:
+    """Per sample and output element, a first-order bound on how far an evaluation of
+    ``model``'s formulas in a precision of unit roundoff ``unit`` (U32, U64) can be from
+    the exact value, for inputs ``xs`` that are numbers of that precision.
 
     NOTE: [float32 round-off bound]
     In the standard model of floating-point arithmetic a product ``W a + b`` with ``n``
@@ -244,7 +256,7 @@ def float32_rounding_bound(model: torch.nn.Module, xs) -> list[np.ndarray]:
         if not list(m.children()) and m is not model
     ]
     n = _fan_in(model) + ELEMENTWISE_ROUNDINGS
-    eps = n * U32 / (1 - n * U32)
+    eps = n * unit / (1 - n * unit)
     bounds: list[np.ndarray] = []
     try:
         xs = [np.asarray(x, dtype=np.float64) for x in xs]
