@@ -18,13 +18,14 @@ from torch import Tensor
 
 from .. import kernels
 from ..contract import model_dtype_device
+from .derivatives import COLUMNWISE, DERIVATIVE
 from .functions import TRANSFER, ZERO_DERIVATIVE
 from .processing import ProcessingChain
 
 if TYPE_CHECKING:  # annotations only: the module may reach this one without a cycle
     from .module import ShallowNetwork
 
-__all__ = ["closed_form", "ClosedForm", "DERIVATIVE"]
+__all__ = ["closed_form", "ClosedForm"]
 
 # NOTE: [Closed-form Jacobian]
 # For a static network with ``dotprod`` weights, ``netsum`` net inputs, per-element (or
@@ -52,42 +53,6 @@ __all__ = ["closed_form", "ClosedForm", "DERIVATIVE"]
 # generic modes.
 
 
-# --------------------------------------------------------------------------------------
-# Transfer derivatives f'(n) from the net input n and the activation a = f(n), elementwise.
-# Conventions at kinks are torch's (See NOTE: [Kinks] in mat2grad.autodiff).
-# --------------------------------------------------------------------------------------
-
-
-def _tansig(n: Tensor, a: Tensor, out: Tensor) -> Tensor:
-    return torch.addcmul(_one(a), a, a, value=-1.0, out=out)  # 1 - a^2
-
-
-def _logsig(n: Tensor, a: Tensor, out: Tensor) -> Tensor:
-    torch.sub(_one(a), a, out=out)
-    return out.mul_(a)  # a (1 - a)
-
-
-def _one(a: Tensor) -> Tensor:
-    return torch.ones((), dtype=a.dtype, device=a.device)
-
-
-DERIVATIVE: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor] | None] = {
-    "purelin": None,  # identity: adjoints stay constant
-    "tansig": _tansig,
-    "logsig": _logsig,
-    "poslin": lambda n, a, out: out.copy_(n > 0),  # relu'(0) = 0
-    "satlin": lambda n, a, out: out.copy_((n >= 0) & (n <= 1)),  # clamp: 1 at the corners
-    "satlins": lambda n, a, out: out.copy_((n >= -1) & (n <= 1)),
-    "radbas": lambda n, a, out: torch.mul(n, a, out=out).mul_(-2.0),  # -2 n exp(-n^2)
-    "tribas": lambda n, a, out: out.copy_(torch.where(torch.abs(n) <= 1, -torch.sign(n), 0.0)),
-    "elliotsig": lambda n, a, out: out.copy_(1.0 / torch.square(1.0 + torch.abs(n))),
-    "elliot2sig": lambda n, a, out: out.copy_(2.0 * torch.abs(n) / torch.square(1.0 + n * n)),
-    "netinv": lambda n, a, out: torch.mul(a, a, out=out).neg_(),  # d(1/n) = -1/n^2
-}
-
-#: transfer functions acting on a whole column, with their vector-Jacobian products
-_COLUMNWISE = ("softmax", "radbasn")
-
 #: processing functions that are affine in the raw values (constant Jacobian)
 _AFFINE_INPUT = frozenset({"mapminmax", "mapstd", "removeconstantrows", "processpca"})
 _AFFINE_OUTPUT = _AFFINE_INPUT | {"fixunknowns"}  # its reverse only selects rows
@@ -105,7 +70,7 @@ def _support(model: ShallowNetwork) -> str | None:
         if layer.net_input != "netsum":
             return f"layer {layer.index} uses the net input function {layer.net_input}"
         t = layer.transfer
-        if t not in DERIVATIVE and t not in _COLUMNWISE and t not in ZERO_DERIVATIVE:
+        if t not in DERIVATIVE and t not in COLUMNWISE and t not in ZERO_DERIVATIVE:
             return f"layer {layer.index} uses {t}"
     for inp in spec.inputs:
         for s in inp.steps:
@@ -238,6 +203,7 @@ class ClosedForm:
         h_sum = sum(self.sizes.values())
         r_sum = sum(inp.size + inp.processed_size for inp in spec.inputs)
         batched = self._has_batched_adjoints()
+        self.forward_bytes_per_sample = itemsize * (3 * h_sum + r_sum + self.s_total)
         self.bytes_per_sample = itemsize * (
             3 * h_sum
             + r_sum
@@ -255,7 +221,7 @@ class ClosedForm:
                 continue
             if any(w.kind == "LW" for w in self.incoming[i]):
                 return True
-            if transfer in _COLUMNWISE:
+            if transfer in COLUMNWISE:
                 return True
         return False
 
@@ -280,6 +246,12 @@ class ClosedForm:
         with torch.no_grad():
             p, n, a = self._forward(xs, Y)
             self._jacobian(xs[0].shape[0], n, a, J)
+
+    def outputs(self, xs: list[Tensor], Y: list[Tensor]) -> None:
+        """The forward pass alone: fills ``Y[k]`` (c, S_k) for one chunk (``predict``
+        takes it, so that its outputs are those the Jacobian returns)."""
+        with torch.no_grad():
+            self._forward(xs, Y)
 
     def _forward(
         self, xs: list[Tensor], Y: list[Tensor] | None
@@ -385,7 +357,7 @@ class ClosedForm:
             if transfer in ZERO_DERIVATIVE:
                 continue  # derivative 0 almost everywhere: no contribution
             d = None
-            if transfer in _COLUMNWISE:
+            if transfer in COLUMNWISE:
                 gn = self._columnwise_vjp(transfer, g, n[i], a[i])
             elif transfer == "purelin":
                 gn = g
