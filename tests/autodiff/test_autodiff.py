@@ -684,6 +684,24 @@ def test_closed_form_follows_changes_to_the_network():
     assert_close(after, jacobian(net, x, mode="rev").numpy(), MODES_RTOL, "after the change")
 
 
+def test_closed_form_keeps_only_small_work_buffers():
+    """Buffers of a small call stay for the next one (reused, not reallocated); those of a
+    call over KEEP_BYTES are dropped when it ends, so memory does not stay high after it."""
+    from mat2grad.shallow.jacobian import KEEP_BYTES, closed_form
+
+    net = network((4,), ((6, "tansig"), (2, "purelin")))
+    plan, _ = closed_form(net, (0,))
+    small = jacobian(net, np.ones((10, 4))).numpy()
+    kept = dict(plan._ws)
+    assert kept and sum(b.numel() * b.element_size() for b in kept.values()) <= KEEP_BYTES
+    again = jacobian(net, np.ones((10, 4))).numpy()
+    assert all(plan._ws[k].data_ptr() == b.data_ptr() for k, b in kept.items())
+    np.testing.assert_array_equal(again, small)
+    big = KEEP_BYTES // (8 * 6) + 1  # more samples than the cap holds for one layer alone
+    jacobian(net, np.ones((big, 4)), chunk_size=big)
+    assert closed_form(net, (0,))[0] is plan and not plan._ws
+
+
 # --------------------------------------------------------------------------------------
 # Every static synthetic fixture, against differences of the independent numpy reference
 # --------------------------------------------------------------------------------------
