@@ -77,7 +77,8 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     repeats = 3 if args.quick else 7
     print(f"{cores} cores; load average {os.getloadavg()[0]:.2f}; Jacobian time, best of {repeats}")
-    print(f"{'':10s} {'idle, 1':>10s} {'idle, ' + str(cores):>10s} {'busy, 1':>10s} {'busy, ' + str(cores):>10s}")
+    heads = [f"{how}, {n}" for how in ("idle", "busy") for n in (1, cores)]
+    print(" " * 10 + "".join(f"{h:>11s}" for h in heads))
     env = dict(os.environ, OMP_NUM_THREADS=str(cores))
     for case in CASES:
         cells = []

@@ -26,7 +26,7 @@ def _run(code: str, **env: str) -> str:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**checkout_env(), **env},
+        env={**{k: v for k, v in checkout_env().items() if k != "MAT2GRAD_KERNELS"}, **env},
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
@@ -35,7 +35,7 @@ def _run(code: str, **env: str) -> str:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request, monkeypatch):
-    monkeypatch.setattr(kernels, "_chosen", {"mm": request.param, "tanh": request.param})
+    monkeypatch.setenv("MAT2GRAD_KERNELS", request.param)
     return request.param
 
 
@@ -77,7 +77,7 @@ def test_tanh_is_torch_tanh_to_a_few_ulps(backend):
 
 def test_autograd_keeps_torch(monkeypatch):
     """Tensors autograd must see are never handed to numpy: the product stays in the graph."""
-    monkeypatch.setattr(kernels, "_chosen", {"mm": "numpy", "tanh": "numpy"})
+    monkeypatch.setenv("MAT2GRAD_KERNELS", "numpy")
     a = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(3, 2, dtype=torch.float64)
     y = kernels.mm(a, b)
@@ -106,3 +106,19 @@ def test_numpy_blas_follows_torch_threads():
         "print(sorted({i['num_threads'] for i in blas if i['user_api'] == 'blas'}))"
     )
     assert _run(code, MAT2GRAD_KERNELS="numpy").strip() == "[1]"
+
+
+def test_numpy_only_where_torch_runs_one_thread():
+    """With several torch threads the two libraries' thread pools would fight over the
+    cores: torch keeps every kernel; with one, the measured choice stands."""
+    code = (
+        "import torch\n"
+        "from mat2grad import kernels\n"
+        "torch.set_num_threads(2)\n"
+        "print(kernels.choice('mm'), kernels.choice('tanh'))\n"
+        "torch.set_num_threads(1)\n"
+        "print(kernels.choice('mm') in ('numpy', 'torch'), kernels._chosen == {})\n"
+    )
+    first, second = _run(code).splitlines()
+    assert first.split() == ["torch", "torch"]
+    assert second.split() == ["True", "False"]  # measured once one thread runs

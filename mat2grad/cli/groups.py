@@ -289,8 +289,8 @@ def add_gradient_args(
         "--threads",
         type=whole_number("threads"),
         metavar="N",
-        help="CPU threads for torch (default: torch's choice; 1 is often faster on a "
-        "machine shared with other jobs)",
+        help="CPU threads for torch (default 1, measured fastest for most networks; more "
+        "can help long recurrent models on an idle machine)",
     )
 
 

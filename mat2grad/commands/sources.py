@@ -86,12 +86,21 @@ def wrt_indices(opts: Any, model: nn.Module) -> tuple[int, ...]:
     return idx
 
 
+#: torch threads when a command is not told (``--threads``): measured with
+#: ``benchmarks/threads.py`` on 2 cores, one thread was faster for 7 of 8 Jacobians (model A
+#: at 1e5 samples 20 ms against 111 ms idle and 198 ms beside a busy process; model B 651
+#: against 1516 ms; an ONNX CNN 4.5 against 5.2 ms), and every core only for one-sample
+#: recurrent Jacobians on an idle machine (76 against 136 ms), which lose 3x beside a busy one
+DEFAULT_THREADS = 1
+
+
 def set_threads(opts: Any) -> None:
-    """Apply --threads to torch (left alone when not given)."""
-    if opts.threads is not None:
-        if opts.threads < 1:
-            raise Mat2GradError(f"--threads must be >= 1, found {opts.threads}")
-        torch.set_num_threads(opts.threads)
+    """Apply --threads to torch (DEFAULT_THREADS when not given)."""
+    threads = DEFAULT_THREADS if opts.threads is None else opts.threads
+    if threads < 1:
+        raise Mat2GradError(f"--threads must be >= 1, found {threads}")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------

@@ -423,7 +423,7 @@ def test_outputs_are_the_forward_pass(monkeypatch, kernels):
     networks); the autograd modes' are the module's bit for bit; and the two passes agree bit
     for bit with torch's kernels, within the derived float64 rounding bound of two
     evaluations with numpy's (NOTE: [Kernel backend])."""
-    monkeypatch.setattr(mat2grad.kernels, "_chosen", {"mm": kernels, "tanh": kernels})
+    monkeypatch.setenv("MAT2GRAD_KERNELS", kernels)
     net = network((4,), ((6, "tansig"), (2, "purelin")))
     x = np.random.default_rng(0).normal(size=(30, 4))
     expected = mat2grad.predict(net, x).numpy()

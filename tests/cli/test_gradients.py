@@ -465,3 +465,27 @@ def test_jacobian_on_every_static_fixture(case, capsys, tmp_path):
     for k, j in np.ndindex(*got.shape):
         expected = np.moveaxis(blocks[k][j].numpy(), 0, -1)  # S x R x Q
         assert_close(np.asarray(got[k, j]).reshape(expected.shape), expected, 0.0, f"J{k}{j}")
+
+
+@pytest.mark.parametrize("given", [None, "2"])
+def test_threads_default_to_the_measured_one(capsys, tmp_path, given):
+    """Without --threads a command runs torch on DEFAULT_THREADS (1, measured); --threads
+    sets it."""
+    import torch
+
+    from mat2grad.commands.sources import DEFAULT_THREADS
+    from tests.support.helpers import FIXTURES
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        src = FIXTURES / "example_fitnet.mat"
+        extra = [] if given is None else ["--threads", given]
+        code, _, err = run(
+            capsys, "jacobian", src, "--inputs", src, "--inputs-var", "X", "-o",
+            tmp_path / "J.mat", *extra,
+        )  # fmt: skip
+        assert code == 0, err
+        assert torch.get_num_threads() == (DEFAULT_THREADS if given is None else int(given))
+    finally:
+        torch.set_num_threads(before)
