@@ -53,9 +53,12 @@ __all__ = ["closed_form", "ClosedForm"]
 # generic modes.
 
 
-#: work buffers kept between calls up to this size (model A at 1e4 samples needs 5.8 MB;
-#: reusing them took its Jacobian from 4.6 to 3.3 ms)
-KEEP_BYTES = 16 * 2**20
+#: work buffers kept between calls up to this size: twice the working-set budget, so that
+#: calls chunked by the budget keep theirs (model A at 1e4 samples needs 5.8 MB: reusing them
+#: took its Jacobian from 4.6 to 3.3 ms; at 1e6, predict's peak above x and y was 17-72 MB
+#: over six runs when they were freed and allocated again, 17-40 MB when kept), and a call
+#: given a larger chunk size does not hold its buffers afterwards
+KEEP_BYTES = 64 * 2**20
 
 #: processing functions that are affine in the raw values (constant Jacobian)
 _AFFINE_INPUT = frozenset({"mapminmax", "mapstd", "removeconstantrows", "processpca"})

@@ -684,10 +684,13 @@ def test_closed_form_follows_changes_to_the_network():
     assert_close(after, jacobian(net, x, mode="rev").numpy(), MODES_RTOL, "after the change")
 
 
-def test_closed_form_keeps_only_small_work_buffers():
+def test_closed_form_keeps_only_small_work_buffers(monkeypatch):
     """Buffers of a small call stay for the next one (reused, not reallocated); those of a
     call over KEEP_BYTES are dropped when it ends, so memory does not stay high after it."""
-    from mat2grad.shallow.jacobian import KEEP_BYTES, closed_form
+    from mat2grad.shallow import jacobian as closed
+
+    monkeypatch.setattr(closed, "KEEP_BYTES", 2**20)
+    KEEP_BYTES, closed_form = closed.KEEP_BYTES, closed.closed_form
 
     net = network((4,), ((6, "tansig"), (2, "purelin")))
     plan, _ = closed_form(net, (0,))
