@@ -36,23 +36,34 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = (ROOT / ".." / "shared" / "corpus").resolve()
 
-#: name -> (file, vmap chunk_size for the torch baselines (None: the whole batch),
-#: samples forward mode runs on (None: all), a label)
+
+class Cnn(NamedTuple):
+    path: Path
+    chunk: int | None  # vmap chunk_size of the torch baselines (None: the whole batch)
+    fwd_samples: int | None  # the samples forward mode runs on (None: all N)
+    predict_sizes: tuple[float, float]  # predict's two sizes, in multiples of N
+    label: str
+
+
 CNNS = {
-    "fixture": (
+    # predict at N and 100 N: this network's chunks hold 2^16 samples, so N = 1e4 is one
+    "fixture": Cnn(
         ROOT / "fixtures" / "onnx" / "matlab2020a_conv_fc_dropout.onnx",
         None,
         None,
+        (1, 100),
         "fixture matlab2020a_conv_fc_dropout 1x4x3 -> 3",
     ),
-    "corpus": (
+    "corpus": Cnn(
         CORPUS / "onnx" / "pytorch_ntcue_cnn.onnx",
         16,
         2,
+        (0.1, 1),
         "corpus pytorch_ntcue_cnn 1x28x28 -> 10",
     ),
 }
@@ -82,7 +93,7 @@ def _load(name: str):
 
     import mat2grad
 
-    path = CNNS[name][0]
+    path = CNNS[name].path
     if not path.is_file():
         return None, f"{path} is absent (the corpus lives in ../shared/corpus)"
     return mat2grad.load(str(path), dtype=torch.float64, check=False), ""
@@ -124,7 +135,7 @@ def worker_cnn(name: str, n: int, budget: float = 20.0, repeats: int = 7) -> dic
     net, why = _load(name)
     if net is None:
         return {"skipped": why}
-    _, chunk, fwd_samples, _ = CNNS[name]
+    chunk, fwd_samples = CNNS[name].chunk, CNNS[name].fwd_samples
     x = _inputs(net, n)
     f = lambda s: net(s.unsqueeze(0))[0].reshape(-1)  # noqa: E731  one sample -> outputs
     step = chunk or n
@@ -137,8 +148,11 @@ def worker_cnn(name: str, n: int, budget: float = 20.0, repeats: int = 7) -> dic
         ),
         "autograd loop": (lambda xs: _autograd_loop(net, xs, step), n),
     }
+    # a subset as a tensor of its own: forward AD makes the tangents of a view's whole base
+    # (x[:2] of 1e4 corpus images asked vmap(jacfwd) for 49 GB)
+    inputs = {method: x if m == n else x[:m].clone() for method, (_, m) in methods.items()}
     for fn, _ in methods.values():
-        fn(x[:1])  # first calls outside the timing
+        fn(x[:1].clone())  # first calls outside the timing
     t: dict = {"n": n, "chunk": chunk, "samples": {}, "diff": {}, "rounds": 0}
     best = dict.fromkeys(methods, float("inf"))
     spent, ref = 0.0, None
@@ -146,7 +160,7 @@ def worker_cnn(name: str, n: int, budget: float = 20.0, repeats: int = 7) -> dic
     while t["rounds"] < repeats and (t["rounds"] == 0 or spent < budget):
         for method, (fn, m) in methods.items():
             start = time.perf_counter()
-            jac = fn(x[:m])
+            jac = fn(inputs[method])
             seconds = time.perf_counter() - start
             spent += seconds
             best[method] = min(best[method], seconds)
@@ -191,12 +205,11 @@ def _ms(t: dict, method: str) -> str:
 def cnn_table(spawn: Callable[..., dict], n: int) -> None:
     """Print the CNN rows; ``spawn(*args)`` runs ``speed.py --worker *args`` and returns its
     result."""
-    sizes = (max(1, n // 10), n)
     print(f"  ONNX CNNs, float64, N={n:.0e}: Jacobian ms for the N samples (* = measured on")
     print("  fewer samples, scaled to N); goal: mat2grad <= 1.0x the best torch.func method")
     head = ("mat2grad", *TORCH_FUNC, "autograd loop", "/ torch.func", "/ autograd")
     print("    " + "".join(h.rjust(14) for h in head) + "   max diff (relative)")
-    for name, (_, chunk, _, label) in CNNS.items():
+    for name, (_, chunk, _, multiples, label) in CNNS.items():
         t = spawn("--kind", "cnn", "--model", name, "--n", str(n))
         print(f"    {label}:")
         if "error" in t or "skipped" in t:
@@ -223,7 +236,7 @@ def cnn_table(spawn: Callable[..., dict], n: int) -> None:
             f"over {where}{fwd_note}"
         )
         peaks = []
-        for m in sizes:
+        for m in (max(1, round(n * k)) for k in multiples):
             p = spawn("--kind", "cnn-predict", "--model", name, "--n", str(m))
             if "error" in p:
                 peaks.append(f"N={m:.0e} failed: {p['error']}")
