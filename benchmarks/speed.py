@@ -1,11 +1,13 @@
 """The speed table of issue 15: mat2grad against JAX and torch.func, predict against the
-Jacobian and a numpy forward pass, a many-output recurrent model, and `info`'s imports.
+Jacobian and a numpy forward pass, a many-output recurrent model, `info`'s imports, and
+ONNX CNNs against torch.func on the same module (benchmarks/cnn_speed.py).
 
     python benchmarks/speed.py                        # the table, one thread
     python benchmarks/speed.py --baseline ../old      # the same table for another checkout
                                                       # (its package first on sys.path), in
                                                       # the same run, for before/after ratios
-    python benchmarks/speed.py --quick                # N <= 1e5
+    python benchmarks/speed.py --quick                # N <= 1e5, the CNNs at N = 1e3
+    python benchmarks/speed.py --cnn-only --cnn-n 1e4 # only the CNN rows (0: none)
 
 Every cell runs in a fresh subprocess pinned to one CPU (``--cpu``, default the last one
 this process may use), so that no library runs more threads than the others: JAX's XLA
@@ -15,7 +17,9 @@ count on a shared machine: compare only numbers printed by one run. JAX rows nee
 ``pip install -c constraints.txt jax`` (the optional ``bench`` extra); without it they are
 skipped, saying so. Models as in benchmarks/jacobian.py: A = 10-20-3 (mapminmax, tansig,
 purelin), B = 64-256-256-10; the recurrent model is an LSTM over 120 steps of 5 features
-with a 30 x 5 forecast (150 outputs), stepped in Python like mat2grad's ONNX LSTM.
+with a 30 x 5 forecast (150 outputs), stepped in Python like mat2grad's ONNX LSTM. The
+CNN rows (a corpus MNIST CNN, skipped without the corpus, and a fixture CNN) take about an
+hour at N = 1e4 in float64 on one CPU: see benchmarks/cnn_speed.py.
 """
 
 from __future__ import annotations
@@ -243,8 +247,17 @@ def _ratio(t: dict, a: str, b: str) -> str:
     return f"{t[a] / t[b]:.2f}" if a in t and b in t else "-"
 
 
-def _table(tree: str | None, configs: list) -> None:
+def _table(tree: str | None, configs: list, cnn_n: int, cnn_only: bool) -> None:
     print(f"tree: {tree or ROOT}")
+    if not cnn_only:
+        _dense_table(tree, configs)
+    if cnn_n > 0:
+        from cnn_speed import cnn_table  # beside this file
+
+        cnn_table(lambda *args: _spawn(tree, *args), cnn_n)
+
+
+def _dense_table(tree: str | None, configs: list) -> None:
     head = ("", "predict", "jacobian", "/ JAX", "/ vmap(jacrev)", "jac/predict", "predict/numpy")
     print("  " + "".join(h.rjust(15) for h in head) + "   predict peak above x, y")
     for model, n in configs:
@@ -283,7 +296,9 @@ def _table(tree: str | None, configs: list) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="N <= 1e5")
+    parser.add_argument("--quick", action="store_true", help="N <= 1e5, the CNNs at N = 1e3")
+    parser.add_argument("--cnn-n", type=float, help="samples for the CNN rows (0: none)")
+    parser.add_argument("--cnn-only", action="store_true", help="only the CNN rows")
     parser.add_argument("--baseline", help="another checkout to measure in the same run")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="dense", help=argparse.SUPPRESS)
@@ -301,6 +316,11 @@ def main() -> None:
             res = worker_dense(args.model, int(args.n))
         elif args.kind == "lstm":
             res = worker_lstm()
+        elif args.kind in ("cnn", "cnn-predict"):
+            import cnn_speed  # beside this file
+
+            work = cnn_speed.worker_cnn if args.kind == "cnn" else cnn_speed.worker_cnn_predict
+            res = work(args.model, int(args.n))
         else:
             res = worker_info()
         print(json.dumps(res))
@@ -317,8 +337,9 @@ def main() -> None:
         print("JAX is not installed: its column is skipped (pip install -c constraints.txt jax)")
     configs = [c for c in CONFIGS if not args.quick or c[1] <= 10**5]
     trees = [args.baseline, None] if args.baseline else [None]
+    cnn_n = int(args.cnn_n if args.cnn_n is not None else 1e3 if args.quick else 1e4)
     for tree in trees:
-        _table(str(Path(tree).resolve()) if tree else None, configs)
+        _table(str(Path(tree).resolve()) if tree else None, configs, cnn_n, args.cnn_only)
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import mat2grad
-from mat2grad.autodiff.methods import _loop_rows, _replicated_rows
+from mat2grad.autodiff import methods
+from mat2grad.autodiff.methods import _loop_rows, _replicated_rows, _replication_may_win
 from tests.support.helpers import MODES_RTOL, assert_close
 
 
@@ -67,3 +68,32 @@ def test_replicated_rows_equal_looped_rows():
     _replicated_rows(model, [x], (0,), 0, 5, 3, [replicated])  # rows 5..7
     assert bool(looped.abs().max() > 0)
     assert_close(replicated.numpy(), looped.numpy(), MODES_RTOL, "replicated vs loop")
+
+
+def test_replication_is_tried_only_where_it_can_win():
+    # g rows cost g backward passes in the loop; one replicated pass costs at least g
+    # times the chunk's forward work plus one backward pass
+    assert not _replication_may_win(2, backward=5e-3, work=3.7e-3)  # many samples, compute
+    assert not _replication_may_win(9, backward=1.0, work=1.0)
+    assert _replication_may_win(149, backward=1e-2, work=0.0)  # one sample: overhead only
+    assert _replication_may_win(4, backward=1e-2, work=1e-3)
+
+
+@pytest.mark.parametrize("may_win", [False, True])
+def test_rev_rows_are_complete_whether_or_not_replication_is_tried(monkeypatch, may_win):
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[4:6])  # (first row, rows)
+        return _replicated_rows(*args, **kwargs)
+
+    monkeypatch.setattr(methods, "_replication_may_win", lambda g, backward, work: may_win)
+    monkeypatch.setattr(methods, "_replicated_rows", counted)
+    model = _Forecaster()
+    x = torch.from_numpy(np.random.default_rng(2).normal(size=(3, 6, 2)))
+    rev = mat2grad.jacobian(model, x, mode="rev")
+    assert_close(rev.numpy(), _reference(model, x), MODES_RTOL, "rev vs torch.func")
+    if may_win:  # the trial computes rows 1.. of the first chunk by replication
+        assert calls and calls[0][0] == 1
+    else:  # untried: every row from the loop
+        assert calls == []
