@@ -58,9 +58,15 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
     cotangents]), whichever measures faster on the first chunk."""
     model, wrt = setup.model, setup.wrt
     choice: dict[str, bool] = {}  # "replicate": the measured choice, kept for later chunks
+    keys: list[tuple] = []  # the first chunk's key (see _choice_key)
 
     def run(xs: list[Tensor], J: list[list[Tensor]], Y: list[Tensor] | None) -> None:
         c = xs[0].shape[0]
+        if not keys:  # a choice measured by an earlier call on the same model and chunk
+            keys.append(_choice_key(model, setup, xs))
+            kept = model.__dict__.get(_CHOICE)
+            if kept is not None and kept[0] == keys[0]:
+                choice.update(kept[1])
         # replicas per backward pass: the replicated forward's activations fit the budget
         group = int(max(1, CHUNK_BUDGET_BYTES // max(c * saved_bytes, 1.0)))
         leaves = [x.detach().requires_grad_(j in wrt) for j, x in enumerate(xs)]
@@ -97,6 +103,7 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
                         _replicated_rows(model, xs, wrt, k, 1, g, flat)
                         choice["replicate"] = (time.perf_counter() - t1) / g < backward
                         e = 1 + g
+                    object.__setattr__(model, _CHOICE, (keys[0], dict(choice)))
                 if choice.get("replicate", False):
                     for e0 in range(e, n_out, group):
                         _replicated_rows(model, xs, wrt, k, e0, min(group, n_out - e0), flat)
@@ -104,6 +111,21 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
                     _loop_rows(total, targets, flat, e, n_out, retain=k < last)
 
     return run
+
+
+#: the attribute where a model keeps its last measured choice: (key, {"replicate": bool})
+_CHOICE = "_mat2grad_rev_choice"
+
+
+def _choice_key(model: Any, setup: Setup, xs: list[Tensor]) -> tuple:
+    """What the measured choice depends on: the same module objects in the same modes, the
+    dtype, the inputs differentiated, and the first chunk's shapes (its size included)."""
+    return (
+        tuple((id(m), m.training) for m in model.modules()),
+        setup.dtype,
+        setup.wrt,
+        tuple(tuple(x.shape) for x in xs),
+    )
 
 
 def _replication_may_win(g: int, backward: float, work: float) -> bool:

@@ -533,6 +533,42 @@ def test_models_that_mix_samples_are_refused():
         hessian(_MixesSamples(), torch.randn(6, 3, dtype=torch.float64), output=0)
 
 
+class _Swappable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 2).double()
+        self.inner = nn.Tanh()
+
+    def forward(self, x):
+        return self.inner(self.linear(x))
+
+
+def test_independence_is_checked_once_per_model_state():
+    """A model that passed is not checked again (the check evaluates sample 1 alone); a
+    changed model is, and refused if it now mixes samples."""
+    model = _Swappable()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    sizes: list[int] = []
+    model.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[0]))
+
+    def checked() -> bool:  # sample 1 alone after the chunk of 6
+        found = 6 in sizes and 1 in sizes[sizes.index(6) :]
+        sizes.clear()
+        return found
+
+    jacobian(model, x)
+    assert checked()
+    jacobian(model, x)
+    assert not checked()
+    jacobian(model, x.flip(0) * 2)  # other values, same shapes
+    assert not checked()
+    jacobian(model, x.float(), dtype=torch.float32)  # another dtype: checked again
+    assert checked()
+    model.inner = _MixesSamples()
+    with pytest.raises(Mat2GradError, match="mixes samples"):
+        jacobian(model, x)
+
+
 def test_not_differentiable_models_raise_with_the_reason():
     model = nn.Linear(3, 2).double()
     model.not_differentiable = "ArgMax (node 'argmax_0') has no derivative"

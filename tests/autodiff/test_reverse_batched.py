@@ -97,3 +97,26 @@ def test_rev_rows_are_complete_whether_or_not_replication_is_tried(monkeypatch, 
         assert calls and calls[0][0] == 1
     else:  # untried: every row from the loop
         assert calls == []
+
+
+def test_the_measured_choice_is_kept_for_the_same_model_and_chunk(monkeypatch):
+    """The loop-or-replicate choice is measured once per model, input shapes and first chunk
+    size; a later call like it reuses the choice (no trial), another chunk size measures."""
+    trials: list[int] = []
+    real = methods._one_sample_forward
+
+    def counted(model, xs, wrt):
+        trials.append(xs[0].shape[0])
+        return real(model, xs, wrt)
+
+    monkeypatch.setattr(methods, "_one_sample_forward", counted)
+    model = _Forecaster()
+    x = torch.randn(3, 6, 2, dtype=torch.float64)
+    first = mat2grad.jacobian(model, x, mode="rev")
+    assert len(trials) == 1
+    again = mat2grad.jacobian(model, x * 0.5, mode="rev")
+    assert len(trials) == 1  # kept: no second trial
+    assert_close(again.numpy(), _reference(model, x * 0.5), MODES_RTOL, "kept choice")
+    assert_close(first.numpy(), _reference(model, x), MODES_RTOL, "measured choice")
+    mat2grad.jacobian(model, x[:2], mode="rev")
+    assert len(trials) == 2  # another chunk size: measured again
