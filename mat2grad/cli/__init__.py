@@ -65,6 +65,11 @@ def run_handler(args: argparse.Namespace, handler: Callable[[argparse.Namespace]
     except KeyboardInterrupt:
         print("mat2grad: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``mat2grad info f | head``): nothing to report; stdout is
+        # pointed at /dev/null so that the interpreter's own flush at exit fails no more
+        _quiet_stdout()
+        return 1
     except Exception as exc:  # a bug: still one line, the traceback behind --debug
         if args.debug:
             traceback.print_exc()
@@ -74,3 +79,13 @@ def run_handler(args: argparse.Namespace, handler: Callable[[argparse.Namespace]
             file=sys.stderr,
         )
         return 1
+
+
+def _quiet_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured)
+        pass

@@ -194,3 +194,27 @@ def test_python_dash_m_entry_point(tmp_path):
 def test_debug_shows_the_traceback(capsys, tmp_path):
     code, _, err = run(capsys, "info", "--debug", tmp_path / "none.mat")
     assert code == 1 and "Traceback" in err
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path):
+    """``mat2grad info FILE | head -1``: the pipe closes while mat2grad still writes; it
+    stops quietly (no internal error, no traceback from the interpreter's last flush)."""
+    import subprocess
+    import sys
+
+    from tests.support.helpers import FIXTURES, checkout_env
+
+    src = str(FIXTURES / "example_fitnet.mat")
+    code = f"from mat2grad.cli import main\nfor _ in range(200): main(['info', {src!r}])\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=checkout_env(),
+        cwd=tmp_path,
+    )
+    assert proc.stdout.read(10)
+    proc.stdout.close()  # the reader goes away while the writer still has lines to write
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "internal error" not in err and "Traceback" not in err, err
