@@ -38,6 +38,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from timing import best, peak_mb  # beside this file
+
+
+def best_within(fn: Callable, budget: float = 20.0, repeats: int = 7) -> tuple[float, object]:
+    """The best time of runs of ``fn`` until ``budget`` seconds are spent (at least one)."""
+    return best(fn, budget, repeats)
+
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = (ROOT / ".." / "shared" / "corpus").resolve()
 
@@ -68,24 +76,6 @@ CNNS = {
     ),
 }
 TORCH_FUNC = ("vmap(jacrev)", "vmap(jacfwd)")
-
-
-def _best_within(fn: Callable, budget: float = 20.0, repeats: int = 7) -> tuple[float, object]:
-    """The best time of runs of ``fn`` until ``budget`` seconds are spent (at least one)."""
-    times, out = [], None
-    for _ in range(repeats):
-        out = None
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-        if sum(times) > budget:
-            break
-    return min(times), out
-
-
-def _peak_mb() -> float:
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:"))
 
 
 def _load(name: str):
@@ -189,9 +179,9 @@ def worker_cnn_predict(name: str, n: int) -> dict:
         return {"skipped": why}
     x = _inputs(net, n)
     mat2grad.predict(net, x[:2])
-    before = _peak_mb()
-    seconds, y = _best_within(lambda: mat2grad.predict(net, x))
-    return {"predict": seconds, "extra_mb": _peak_mb() - before - y.numel() * 8 / 2**20}
+    before = peak_mb()
+    seconds, y = best_within(lambda: mat2grad.predict(net, x))
+    return {"predict": seconds, "extra_mb": peak_mb() - before - y.numel() * 8 / 2**20}
 
 
 def _ms(t: dict, method: str) -> str:

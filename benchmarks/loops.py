@@ -17,26 +17,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from timing import best  # noqa: E402  (beside this file)
 
 DEFAULT_FILES = [
     *sorted((ROOT / "fixtures" / "onnx" / "tf2onnx").glob("*.onnx")),
     *sorted((ROOT / "fixtures" / "onnx" / "control_flow").glob("*.onnx")),
     *sorted((ROOT / ".." / "shared" / "corpus" / "tf2onnx").glob("*.onnx")),
 ]
-
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def _flat(result):
@@ -76,8 +68,8 @@ def measure(path: Path, n: int, nj: int, repeat: int) -> str | None:
         y = _flat(mat2grad.predict(net, x))
         jac = _flat(mat2grad.jacobian(net, x[:nj], mode="rev"))
         results[on] = (y, jac)
-        tp = _best(lambda: mat2grad.predict(net, x), repeat)
-        tj = _best(lambda: mat2grad.jacobian(net, x[:nj], mode="rev"), repeat)
+        tp = best(lambda: mat2grad.predict(net, x), 1e9, repeat)[0]
+        tj = best(lambda: mat2grad.jacobian(net, x[:nj], mode="rev"), 1e9, repeat)[0]
         times[on].append((tp, tj))
     p0 = min(t[0] for t in times[False])
     j0 = min(t[1] for t in times[False])

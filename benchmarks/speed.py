@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+from timing import best, peak_mb  # noqa: E402  (beside this file)
+
 ROOT = HERE.parents[1]
 MODELS = {
     "A": dict(input_sizes=(10,), layers=((20, "tansig"), (3, "purelin"))),
@@ -40,23 +43,6 @@ MODELS = {
 }
 CONFIGS = [("A", 10**4), ("A", 10**5), ("A", 10**6), ("B", 10**4)]
 VMAP_CAP = 10**5  # torch.func's vmap(jacrev) materialises the whole batch's graph
-
-
-def _best(fn, budget: float = 2.0, repeats: int = 7):
-    times, out = [], None
-    for _ in range(repeats):
-        out = None
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-        if sum(times) > budget and len(times) >= 2:
-            break
-    return min(times), out
-
-
-def _peak_mb() -> float:
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:"))
 
 
 def _network(model: str):
@@ -79,15 +65,15 @@ def worker_dense(model: str, n: int) -> dict:
     mat2grad.jacobian(net, x[:100])
     mat2grad.predict(net, x[:100])
     t: dict = {}
-    before = _peak_mb()
-    t["predict"], y = _best(lambda: mat2grad.predict(net, x))
-    t["predict_extra_mb"] = _peak_mb() - before - y.numel() * 8 / 2**20
-    t["jacobian"], _ = _best(lambda: mat2grad.jacobian(net, x))
+    before = peak_mb()
+    t["predict"], y = best(lambda: mat2grad.predict(net, x))
+    t["predict_extra_mb"] = peak_mb() - before - y.numel() * 8 / 2**20
+    t["jacobian"], _ = best(lambda: mat2grad.jacobian(net, x))
     t["numpy forward"], yn = _numpy_forward(net, x.numpy())
     t["numpy_vs_predict"] = float(np.abs(yn - y.numpy()).max() / np.abs(yn).max())
     if n <= VMAP_CAP:
         jr = torch.func.vmap(torch.func.jacrev(net))
-        t["vmap(jacrev)"], _ = _best(lambda: jr(x))
+        t["vmap(jacrev)"], _ = best(lambda: jr(x))
     t.update(_jax(net, x.numpy()))
     return t
 
@@ -111,7 +97,7 @@ def _numpy_forward(net, xn):
                 h = np.tanh(h)
         return (h - s_out["ymin"]) / np.ravel(s_out["gain"]) + np.ravel(s_out["xoffset"])
 
-    return _best(run)
+    return best(run)
 
 
 def _jax(net, xn) -> dict:
@@ -141,7 +127,7 @@ def _jax(net, xn) -> dict:
     jac = jax.jit(jax.vmap(jax.jacrev(f)))
     xj = jnp.asarray(xn)
     jac(xj).block_until_ready()  # compile outside the timing
-    return {"jax": _best(lambda: jac(xj).block_until_ready())[0]}
+    return {"jax": best(lambda: jac(xj).block_until_ready())[0]}
 
 
 def worker_lstm() -> dict:
@@ -169,8 +155,8 @@ def worker_lstm() -> dict:
     model = Forecaster()
     x = torch.rand(1, 120, 5, dtype=torch.float64)
     mat2grad.predict(model, x)
-    t = {"forward": _best(lambda: mat2grad.predict(model, x))[0]}
-    t["jacobian"], _ = _best(lambda: mat2grad.jacobian(model, x, mode="rev"), repeats=3)
+    t = {"forward": best(lambda: mat2grad.predict(model, x))[0]}
+    t["jacobian"], _ = best(lambda: mat2grad.jacobian(model, x, mode="rev"), repeats=3)
     return t
 
 

@@ -15,23 +15,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE.parent))
+from timing import best  # noqa: E402  (beside this file)
 
 CASES = ["A 1e5", "B 1e4", "LSTM", "CNN"]
-
-
-def _best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def worker(case: str, threads: int, repeats: int) -> float:
@@ -58,7 +50,7 @@ def worker(case: str, threads: int, repeats: int) -> float:
         x = rng.normal(size=(1000, *net.input_shapes[0]))
         call = lambda: mat2grad.jacobian(net, x)  # noqa: E731
     call()
-    return _best(call, repeats)
+    return best(call, 1e9, repeats)[0]
 
 
 def _busy() -> subprocess.Popen:

@@ -11,7 +11,6 @@ Each model is loaded once per module for the library side.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from pathlib import Path
@@ -45,9 +44,15 @@ FIXTURES = sorted(p.name for p in ONNX_FIXTURES.glob("*.onnx"))
 N = 3  # samples per test
 
 
-@functools.cache
+_LOADED: dict = {}
+
+
 def loaded(path: str, wrt: tuple[str, ...] | None = None):
-    return load_onnx(path, check=False, wrt=wrt)
+    """Each file loaded once for the module's tests."""
+    key = (path, wrt)
+    if key not in _LOADED:
+        _LOADED[key] = load_onnx(path, check=False, wrt=wrt)
+    return _LOADED[key]
 
 
 # --------------------------------------------------------------------------------------
@@ -109,6 +114,18 @@ def cells(value, rows: int, cols: int) -> list[list[np.ndarray]]:
         return [[value]]
     assert value.shape == (rows, cols), value.shape
     return [[value[k, j] for j in range(cols)] for k in range(rows)]
+
+
+@pytest.fixture(autouse=True)
+def _one_reverse_path(monkeypatch):
+    """Written values are compared with the library's exactly (layout tests), so both take
+    reverse mode's loop of backward passes: the replicated alternative is chosen by timing,
+    per model, and the two sum in different orders (see NOTE: [Batched cotangents])."""
+    from mat2grad.autodiff import methods
+
+    monkeypatch.setattr(methods, "_replication_may_win", lambda g, backward, work: False)
+    for net in _LOADED.values():
+        monkeypatch.delitem(net.__dict__, methods._CHOICE, raising=False)
 
 
 def lib_jacobian(net, xs, wrt=None):
@@ -280,18 +297,11 @@ def test_image_jacobian_is_the_gradient_image(name, capsys, tmp_path):
     assert_scaled_close(jm, fd, FD_RTOL, f"{name}: J vs central differences")
 
 
-def test_sequence_outputs_are_c_by_n_by_t_also_in_hdf5(capsys, tmp_path, monkeypatch):
+def test_sequence_outputs_are_c_by_n_by_t_also_in_hdf5(capsys, tmp_path):
     """A sequence-to-sequence LSTM: Y is C x N x T (the sample index in the middle), J is
-    (C_out*T) x (C_in*T) x N in column-major order of C x T; the same in a v7.3 file. The
-    values are compared exactly (a layout test), so both computations take reverse mode's
-    loop of backward passes: the replicated alternative is chosen by timing, and the two
-    sum in different orders."""
-    from mat2grad.autodiff import methods
-
-    monkeypatch.setattr(methods, "_replication_may_win", lambda g, backward, work: False)
+    (C_out*T) x (C_in*T) x N in column-major order of C x T; the same in a v7.3 file."""
     path = ONNX_FIXTURES / "matlab_lstm_zerocenter_sequence.onnx"
     net = loaded(str(path))
-    monkeypatch.delitem(net.__dict__, methods._CHOICE, raising=False)  # an earlier test's
     assert net.input_layouts == net.output_layouts == ("sequence",)
     (x,) = sample_batch(net, N, seed=3)  # (N, T, C)
     scipy.io.savemat(tmp_path / "x.mat", {"X": x.transpose(2, 0, 1)})
