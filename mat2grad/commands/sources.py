@@ -87,10 +87,10 @@ def wrt_indices(opts: Any, model: nn.Module) -> tuple[int, ...]:
 
 
 #: torch threads when a command is not told (``--threads``): measured with
-#: ``benchmarks/threads.py`` on 2 cores, one thread was faster for 7 of 8 Jacobians (model A
-#: at 1e5 samples 20 ms against 111 ms idle and 198 ms beside a busy process; model B 651
-#: against 1516 ms; an ONNX CNN 4.5 against 5.2 ms), and every core only for one-sample
-#: recurrent Jacobians on an idle machine (76 against 136 ms), which lose 3x beside a busy one
+#: ``benchmarks/threads.py`` on 2 cores (model A at 1e5 samples, B at 1e4, a one-sample
+#: LSTM, an ONNX CNN): on an idle machine every core was 1.0-1.23x faster than one thread;
+#: beside one busy process, one thread was 1.3-4.2x faster (the LSTM 80 against 334 ms).
+#: One thread loses little where the machine is free and much less where it is shared.
 DEFAULT_THREADS = 1
 
 
