@@ -59,12 +59,13 @@ class Cnn(NamedTuple):
 
 
 CNNS = {
-    # predict at N and 100 N: this network's chunks hold 2^16 samples, so N = 1e4 is one
+    # predict at 100 N and 1000 N: its chunks hold 2^16 samples, so N = 1e4 would be one
+    # chunk (and 10 N two, the second smaller), showing the chunk's growth, not N's
     "fixture": Cnn(
         ROOT / "fixtures" / "onnx" / "matlab2020a_conv_fc_dropout.onnx",
         None,
         None,
-        (1, 100),
+        (100, 1000),
         "fixture matlab2020a_conv_fc_dropout 1x4x3 -> 3",
     ),
     "corpus": Cnn(

@@ -224,6 +224,8 @@ CPU = [max(os.sched_getaffinity(0))]
 def _spawn(tree: str | None, *args: str) -> dict:
     cmd = [sys.executable, str(HERE), "--worker", "--cpu", str(CPU[0]), *args]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=tree or ROOT, env=_env(tree))
+    if out.returncode < 0:  # no traceback to show: say which signal ended it
+        return {"error": [f"the worker was killed by signal {-out.returncode}"]}
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
