@@ -24,6 +24,7 @@ from torch import nn
 
 from ..contract import parse_dtype
 from ..errors import Mat2GradError
+from .allocator import restore_thresholds
 
 __all__ = ["NetworkRef", "as_ref", "cache_info"]
 
@@ -58,6 +59,7 @@ class NetworkRef:
         thread]); ``threads`` sets torch's CPU threads of this process first."""
         if threads is not None:
             set_threads(threads)
+        restore_thresholds()  # see NOTE: [Allocator thresholds in Dask workers]
         try:
             st = os.stat(self.file)
         except OSError:
