@@ -25,7 +25,7 @@ from ..predict import predict_arrays
 from .arrays import aligned, first_samples, samples_of
 from .network import NetworkRef, as_ref
 
-__all__ = ["Plan", "jacobian", "predict"]
+__all__ = ["Blocks", "Plan", "jacobian", "predict", "recipe_of"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,29 @@ def jacobian_block(
     return _float64(_flat(J) + _flat(Y))
 
 
+@dataclass(frozen=True, eq=False)
+class Blocks:
+    """How the arrays of one :func:`per_block` call are computed: ``fn(*args, *blocks)``
+    on each block of samples of ``xs`` gives one result per array. A writer that finds
+    this recipe on every array it is given (see :func:`recipe_of`) runs it once per block
+    and writes the results where they are computed (see NOTE: [Blocks written where they
+    are computed])."""
+
+    fn: Callable[..., tuple[np.ndarray, ...]]
+    args: tuple[Any, ...]
+    xs: tuple[da.Array, ...]
+
+
+#: the attribute of a dask array made by per_block: (its Blocks, which result it is).
+#: Any array derived from it (a slice, a sum) is a new array without it.
+_RECIPE = "_mat2grad_blocks"
+
+
+def recipe_of(x: Any) -> tuple[Blocks, int] | None:
+    """``(Blocks, index)`` for an array made by :func:`per_block`, else None."""
+    return getattr(x, _RECIPE, None)
+
+
 def per_block(
     fn: Callable[..., tuple[np.ndarray, ...]],
     args: Sequence[Any],
@@ -85,7 +108,11 @@ def per_block(
         out = task(*args, *[b[i] for b in blocks])
         for k, shape in enumerate(shapes):
             parts[k].append(da.from_delayed(out[k], shape=(c, *shape), dtype=np.float64))
-    return [da.concatenate(p, axis=0) for p in parts]
+    recipe = Blocks(fn, tuple(args), tuple(xs))
+    results = [da.concatenate(p, axis=0) for p in parts]
+    for k, r in enumerate(results):
+        setattr(r, _RECIPE, (recipe, k))
+    return results
 
 
 def _inputs(x: Sequence[Any], block: int | None) -> list[da.Array]:
