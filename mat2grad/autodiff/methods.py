@@ -36,28 +36,37 @@ Method = Callable[[list[Tensor], list[list[Tensor]], list[Tensor] | None], None]
 #   Reverse mode needs one backward pass per output element. For a few outputs over a large
 #   chunk, a loop of backward passes over one forward graph is cheapest. For many outputs
 #   (sequence-to-sequence models, wide outputs) over few samples, every pass pays the
-#   graph's per-operation overhead again (a recurrent model's 120 Python-level steps): then
-#   the chunk is replicated g times along the batch, as forward mode does with tangents
-#   (samples are independent, see NOTE: [Samples are independent]), replica m gets the
-#   cotangent of output element e0 + m, and ONE backward pass yields g rows of every
-#   sample's Jacobian. That recomputes the forward pass per replica, so it wins only where
-#   overhead dominates; the choice is measured on the first chunk: the loop's first
-#   backward pass against the first replicated group, both results kept. The trial is
-#   skipped where it cannot win (:func:`_replication_may_win`): the group's forward pass
-#   over g times the chunk costs at least g times the chunk's own forward work, so for
-#   a chunk of many samples whose backward passes cost about what its forward pass does,
-#   the trial only loses time (a 3-output convolutional network over 10^4 samples spent
-#   17 of its 29 ms in it, against 18 ms without it). vmap over the
-#   backward pass (torch.autograd.grad(..., is_grads_batched=True)) does the same with
-#   batching rules, and measured 2.5x slower than replication on the recurrent benchmark.
+#   graph's per-operation overhead again (a recurrent model's 120 Python-level steps). Two
+#   ways batch the output elements instead:
+#   * vmap: torch.func.vjp records the forward pass once and torch.func.vmap runs its
+#     backward pass for g cotangents (output elements e0..e0+g-1 of the outputs summed over
+#     the samples) at once, each operation batched over the g directions;
+#   * replication: the chunk is replicated g times along the batch, as forward mode does
+#     with tangents (samples are independent, see NOTE: [Samples are independent]),
+#     replica m gets the cotangent of output element e0 + m, and ONE backward pass yields
+#     g rows of every sample's Jacobian; it recomputes the forward pass per replica, so it
+#     wins only where overhead dominates, and it needs no batching rule per operation.
+#   The choice is measured on the first chunk: the loop's first backward pass, then a group
+#   of rows by replication and a group by vmap, each per row, the rows all kept; then kept
+#   per model and chunk shape. Replication is not tried where it cannot win
+#   (:func:`_replication_may_win`): its forward pass over g times the chunk costs at least
+#   g times the chunk's own forward work, so for a chunk of many samples whose backward
+#   passes cost about what its forward pass does, the trial only loses time (a 3-output
+#   convolutional network over 10^4 samples spent 17 of its 29 ms in it, against 18 ms
+#   without it). vmap is not tried where the model cannot run under it (an operation
+#   without a batching rule raises; the loop is then kept). Measured on an LSTM over 120
+#   steps with 150 outputs, one thread: one sample's Jacobian 53 ms by vmap, 74 ms by
+#   replication, 15.5x and 21.4x its forward pass; 8 samples 328 ms against 616 ms.
+#   torch.autograd.grad(..., is_grads_batched=True) vmaps the same backward pass through
+#   the autograd engine and measured 1.3-2.5x slower than replication there.
 
 
 def rev_method(setup: Setup, saved_bytes: float) -> Method:
     """Reverse mode, all samples at once: one backward pass per output element, or one
-    per group of output elements with replicated samples (see NOTE: [Batched
-    cotangents]), whichever measures faster on the first chunk."""
+    per group of output elements, batched by vmap or by replicated samples (see NOTE:
+    [Batched cotangents]), whichever measures fastest on the first chunk."""
     model, wrt = setup.model, setup.wrt
-    choice: dict[str, bool] = {}  # "replicate": the measured choice, kept for later chunks
+    choice: dict[str, str] = {}  # "how": the measured choice, kept for later chunks
     keys: list[tuple] = []  # the first chunk's key (see _choice_key)
 
     def run(xs: list[Tensor], J: list[list[Tensor]], Y: list[Tensor] | None) -> None:
@@ -67,8 +76,13 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
             kept = model.__dict__.get(_CHOICE)
             if kept is not None and kept[0] == keys[0]:
                 choice.update(kept[1])
-        # replicas per backward pass: the replicated forward's activations fit the budget
+        # rows per batched pass: the replicated forward's activations fit the budget; the
+        # batched backward's gradients of them, four times the budget (a vmapped pass
+        # costs about the same for 99 rows as for 150, so fewer groups win: 72 ms against
+        # 96 ms for the LSTM of NOTE: [Batched cotangents])
         group = int(max(1, CHUNK_BUDGET_BYTES // max(c * saved_bytes, 1.0)))
+        if choice.get("how") == "vmap" and _all_by_vmap(setup, xs, J, Y, 4 * group):
+            return
         leaves = [x.detach().requires_grad_(j in wrt) for j, x in enumerate(xs)]
         targets = [leaves[j] for j in wrt]
         with torch.enable_grad():
@@ -88,29 +102,91 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
                         f.zero_()
                     continue
                 e = 0
-                if "replicate" not in choice and n_out > 2 and group > 1:
-                    t0 = time.perf_counter()
-                    _loop_rows(total, targets, flat, 0, 1, retain=True)
-                    backward = time.perf_counter() - t0
-                    g = min(group, n_out - 1)
-                    # the forward work that grows with the samples: less one sample's pass
-                    work = forward - _one_sample_forward(model, xs, wrt) if c > 1 else 0.0
-                    e = 1
-                    if not _replication_may_win(g, backward, work):
-                        choice["replicate"] = False
-                    else:
-                        t1 = time.perf_counter()
-                        _replicated_rows(model, xs, wrt, k, 1, g, flat)
-                        choice["replicate"] = (time.perf_counter() - t1) / g < backward
-                        e = 1 + g
+                if choice.get("how") in (None, "vmap") and n_out > 2 and group > 1:
+                    e = _trial(setup, xs, k, total, targets, flat, forward, group, choice)
                     object.__setattr__(model, _CHOICE, (keys[0], dict(choice)))
-                if choice.get("replicate", False):
+                how = choice.get("how", "loop")
+                if how == "replicate":
                     for e0 in range(e, n_out, group):
                         _replicated_rows(model, xs, wrt, k, e0, min(group, n_out - e0), flat)
+                elif how == "vmap" and e < n_out:
+                    _vmapped_rows(model, xs, wrt, k, e, n_out, 4 * group, flat)
                 else:
                     _loop_rows(total, targets, flat, e, n_out, retain=k < last)
 
     return run
+
+
+def _trial(
+    setup: Setup,
+    xs: list[Tensor],
+    k: int,
+    total: Tensor,
+    targets: list[Tensor],
+    flat: list[Tensor],
+    forward: float,
+    group: int,
+    choice: dict[str, str],
+) -> int:
+    """Rows of output ``k`` by each way that may win, timed per row (see NOTE: [Batched
+    cotangents]); sets ``choice["how"]`` and returns the first row not yet computed."""
+    model, wrt, c = setup.model, setup.wrt, xs[0].shape[0]
+    n_out = flat[0].shape[1]
+    t0 = time.perf_counter()
+    _loop_rows(total, targets, flat, 0, 1, retain=True)
+    per_row = {"loop": time.perf_counter() - t0}
+    e = 1
+    g = min(group, max(1, (n_out - 1) // 3))  # rows for each of the three groups tried
+    # the forward work that grows with the samples: less one sample's pass
+    work = forward - _one_sample_forward(model, xs, wrt) if c > 1 else 0.0
+    if _replication_may_win(g, per_row["loop"], work):
+        t1 = time.perf_counter()
+        _replicated_rows(model, xs, wrt, k, e, g, flat)
+        per_row["replicate"] = (time.perf_counter() - t1) / g
+        e += g
+    g = min(4 * group, (n_out - e) // 2)
+    if g > 0 and _vmap_may_run(model):
+        # two groups, the second timed: the first use of torch.func in a process, and of
+        # each operation under it, costs set-up time (1.4 s for the LSTM's first group)
+        try:
+            _vmapped_rows(model, xs, wrt, k, e, e + g, g, flat)
+            t2 = time.perf_counter()
+            _vmapped_rows(model, xs, wrt, k, e + g, e + 2 * g, g, flat)
+        except Exception:  # noqa: BLE001 - an operation vmap cannot batch: not this way
+            model.__dict__[_NO_VMAP] = True
+        else:
+            per_row["vmap"] = (time.perf_counter() - t2) / g
+            e += 2 * g
+    choice["how"] = min(per_row, key=per_row.__getitem__)
+    return e
+
+
+#: set on a model whose forward pass or backward pass vmap could not run
+_NO_VMAP = "_mat2grad_no_vmap"
+
+
+def _vmap_may_run(model: Any) -> bool:
+    """Whether the vmap way is worth a trial: not where it failed before on this model."""
+    return not model.__dict__.get(_NO_VMAP, False)
+
+
+def _all_by_vmap(
+    setup: Setup, xs: list[Tensor], J: list[list[Tensor]], Y: list[Tensor] | None, group: int
+) -> bool:
+    """Every row of every output of the chunk by vmap, and the outputs; False (nothing
+    written that the loop would not overwrite) where vmap fails on this chunk."""
+    c = xs[0].shape[0]
+    try:
+        for k in range(len(setup.out_shapes)):
+            n_out = setup.numel_out(k)
+            flat = [J[k][jj].view(c, n_out, setup.numel_in(j)) for jj, j in enumerate(setup.wrt)]
+            y = _vmapped_rows(setup.model, xs, setup.wrt, k, 0, n_out, group, flat)
+            if Y is not None:
+                Y[k].copy_(y)
+    except Exception:  # noqa: BLE001 - e.g. a path of the model vmap cannot batch
+        setup.model.__dict__[_NO_VMAP] = True
+        return False
+    return True
 
 
 #: the attribute where a model keeps its last measured choice: (key, {"replicate": bool})
@@ -185,6 +261,42 @@ def _replicated_rows(
     for f, gr in zip(flat, grads, strict=True):
         # not MATLAB layout: replicas (output elements) from the batch axis to the rows
         f[:, e0 : e0 + g].copy_(gr.reshape(g, c, -1).transpose(0, 1))
+
+
+def _vmapped_rows(
+    model: Any,
+    xs: list[Tensor],
+    wrt: tuple[int, ...],
+    k: int,
+    start: int,
+    stop: int,
+    group: int,
+    flat: list[Tensor],
+) -> Tensor:
+    """Rows ``start:stop`` of output ``k``'s ``flat`` blocks from one forward pass and one
+    backward pass per ``group`` rows, batched over the rows by vmap (see NOTE: [Batched
+    cotangents]). Returns output ``k`` of the chunk, ``(c, *out_k)``."""
+    c, n_out = flat[0].shape[0], flat[0].shape[1]
+
+    def summed(*chosen: Tensor) -> tuple[Tensor, Tensor]:
+        args = list(xs)
+        for j, value in zip(wrt, chosen, strict=True):
+            args[j] = value
+        y = as_tuple(model(*args))[k]
+        return y.reshape(c, -1).sum(0), y.detach()
+
+    with torch.enable_grad(), warnings.catch_warnings():
+        # a missing batching rule warns and loops; the measured choice accounts for it
+        warnings.filterwarnings("ignore", message=".*batching rule", category=UserWarning)
+        _, vjp, y = torch.func.vjp(summed, *[xs[j].detach() for j in wrt], has_aux=True)
+        basis = torch.eye(n_out, dtype=y.dtype, device=y.device)
+        for e0 in range(start, stop, group):
+            e1 = min(stop, e0 + group)
+            grads = torch.func.vmap(vjp)(basis[e0:e1])
+            for f, gr in zip(flat, grads, strict=True):
+                # not MATLAB layout: output elements from the batch axis to the rows
+                f[:, e0:e1].copy_(gr.reshape(e1 - e0, c, -1).transpose(0, 1))
+    return y
 
 
 def forward_ad() -> Any:

@@ -1,7 +1,8 @@
 """Reverse mode with batched cotangents (see NOTE: [Batched cotangents] in
 mat2grad/autodiff/methods.py): for a model with many outputs per sample, every row of the
-Jacobian - whether from the loop of backward passes or from replicated samples - agrees with
-forward mode and with the per-sample autograd Jacobian of torch.func."""
+Jacobian - from the loop of backward passes, from replicated samples or from a backward
+pass vmapped over the rows - agrees with forward mode and with the per-sample autograd
+Jacobian of torch.func, and a model vmap cannot run keeps the other ways."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from torch import nn
 
 import mat2grad
 from mat2grad.autodiff import methods
-from mat2grad.autodiff.methods import _loop_rows, _replicated_rows, _replication_may_win
+from mat2grad.autodiff.methods import (
+    _loop_rows,
+    _replicated_rows,
+    _replication_may_win,
+    _vmapped_rows,
+)
 from tests.support.helpers import MODES_RTOL, assert_close
 
 
@@ -120,3 +126,80 @@ def test_the_measured_choice_is_kept_for_the_same_model_and_chunk(monkeypatch):
     assert_close(first.numpy(), _reference(model, x), MODES_RTOL, "measured choice")
     mat2grad.jacobian(model, x[:2], mode="rev")
     assert len(trials) == 2  # another chunk size: measured again
+
+
+def test_vmapped_rows_equal_looped_rows():
+    model = _Forecaster()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(3, 6, 2)))
+    n_out, n_in = 8, 12
+    looped = torch.zeros(3, n_out, n_in, dtype=torch.float64)
+    vmapped = torch.full((3, n_out, n_in), np.nan, dtype=torch.float64)
+    leaf = x.clone().requires_grad_(True)
+    total = model(leaf).reshape(3, -1).sum(0)
+    _loop_rows(total, [leaf], [looped], 0, n_out, retain=False)
+    y = _vmapped_rows(model, [x], (0,), 0, 0, 5, 2, [vmapped])  # rows 0..4, 2 per pass
+    _vmapped_rows(model, [x], (0,), 0, 5, 8, 8, [vmapped])  # rows 5..7 in one pass
+    assert bool(looped.abs().max() > 0)
+    assert_close(vmapped.numpy(), looped.numpy(), MODES_RTOL, "vmapped vs loop")
+    assert torch.equal(y, model(x))  # the chunk's outputs, from the same forward pass
+
+
+@pytest.mark.parametrize("way", ["loop", "replicate", "vmap"])
+def test_every_way_once_chosen_gives_every_row(monkeypatch, way):
+    # the choice is made by timing; each way, once chosen, fills every row of every chunk
+    monkeypatch.setattr(methods, "_trial", _choose(way))
+    model = _Forecaster()
+    x = torch.from_numpy(np.random.default_rng(4).normal(size=(5, 6, 2)))
+    for chunk in (None, 2):  # one chunk; three chunks, the last of one sample
+        rev, y = mat2grad.jacobian(model, x, mode="rev", chunk_size=chunk, return_outputs=True)
+        assert model.__dict__[methods._CHOICE][1] == {"how": way}
+        assert_close(rev.numpy(), _reference(model, x), MODES_RTOL, f"{way}, chunks {chunk}")
+        assert_close(y.numpy(), model(x).detach().numpy(), MODES_RTOL, f"{way}: outputs")
+        model.__dict__.pop(methods._CHOICE)
+
+
+def _choose(way):
+    def trial(setup, xs, k, total, targets, flat, forward, group, choice):
+        choice["how"] = way
+        return 0
+
+    return trial
+
+
+class _NoVmap(torch.autograd.Function):
+    """A custom autograd function torch.func cannot transform (no setup_context)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x)
+
+
+class _Wide(nn.Module):
+    input_shapes = ((3,),)
+    output_shapes = ((12,),)
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.lin = nn.Linear(3, 12, dtype=torch.float64)
+
+    def forward(self, x):
+        return _NoVmap.apply(self.lin(x))
+
+
+def test_a_model_vmap_cannot_run_keeps_the_other_ways():
+    model = _Wide()
+    x = torch.from_numpy(np.random.default_rng(5).normal(size=(4, 3)))
+    rev = mat2grad.jacobian(model, x, mode="rev")
+    fwd_ref = torch.cos(model.lin(x)).detach()[:, :, None] * model.lin.weight.detach()
+    assert_close(rev.numpy(), fwd_ref.numpy(), MODES_RTOL, "rev, vmap refused")
+    assert model.__dict__.get(methods._NO_VMAP) is True
+    assert model.__dict__[methods._CHOICE][1]["how"] in ("loop", "replicate")

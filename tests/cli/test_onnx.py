@@ -119,11 +119,12 @@ def cells(value, rows: int, cols: int) -> list[list[np.ndarray]]:
 @pytest.fixture(autouse=True)
 def _one_reverse_path(monkeypatch):
     """Written values are compared with the library's exactly (layout tests), so both take
-    reverse mode's loop of backward passes: the replicated alternative is chosen by timing,
-    per model, and the two sum in different orders (see NOTE: [Batched cotangents])."""
+    reverse mode's loop of backward passes: the batched alternatives are chosen by timing,
+    per model, and sum in other orders (see NOTE: [Batched cotangents])."""
     from mat2grad.autodiff import methods
 
     monkeypatch.setattr(methods, "_replication_may_win", lambda g, backward, work: False)
+    monkeypatch.setattr(methods, "_vmap_may_run", lambda model: False)
     for net in _LOADED.values():
         monkeypatch.delitem(net.__dict__, methods._CHOICE, raising=False)
 
