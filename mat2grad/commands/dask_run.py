@@ -18,6 +18,7 @@ kept by the reduction) are as in memory.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -170,26 +171,37 @@ def _single(x: Any, name: str) -> Any:
     return x
 
 
-def _inputs(opts: Any, model: Any, block: int | None) -> list[Any]:
+def _default_block(command: str, model: Any) -> int:
+    """Samples per task when --block-size is not given: blocks whose results (J and Y, or
+    Y and the inputs, or for sens the Jacobian it reduces) take about
+    :data:`mat2grad.dask.arrays.BLOCK_BYTES`."""
+    from .. import dask as m2d  # deferred: see run
+
+    s = sum(math.prod(shape) for shape in model.output_shapes)
+    r = sum(math.prod(shape) for shape in model.input_shapes)
+    per = {"predict": s + r, "jacobian": s * r + s}.get(command, s * r)
+    return m2d.arrays.block_for(8 * per)
+
+
+def _inputs(opts: Any, model: Any, given: int | None) -> list[Any]:
+    """The inputs as dask arrays in blocks of ``given`` samples (--block-size), else of
+    :func:`_default_block` (a zarr input: its own chunks)."""
     from .. import dask as m2d  # deferred: see run
     from ..matfile.lazy import is_v73
 
+    block = given or _default_block(opts.command, model)
     path = Path(opts.inputs or "")
     if opts.data is not None or not opts.inputs:
         return [m2d.arrays.samples_of(x, block) for x in inputs_of(opts, model)]
     if path.suffix.lower() == ".npy":
-        return [m2d.from_npy(path, block=block or m2d.DEFAULT_BLOCK)]
+        return [m2d.from_npy(path, block=block)]
     if path.suffix.lower() == ".zarr":
-        return [m2d.from_zarr(path, opts.inputs_var, block=block)]
+        return [m2d.from_zarr(path, opts.inputs_var, block=given)]
     if is_v73(path):
         if not opts.inputs_var:
             raise Mat2GradError(
                 f"{path}: a v7.3 file is read lazily, variable by variable: name the inputs "
                 "with --inputs-var"
             )
-        return [
-            m2d.from_mat(
-                path, opts.inputs_var, samples=opts.samples, block=block or m2d.DEFAULT_BLOCK
-            )
-        ]
+        return [m2d.from_mat(path, opts.inputs_var, samples=opts.samples, block=block)]
     return [m2d.arrays.samples_of(x, block) for x in inputs_of(opts, model)]

@@ -22,7 +22,7 @@ from ..autodiff import jacobian as _jacobian
 from ..contract import to_numpy
 from ..errors import Mat2GradError
 from ..predict import predict_arrays
-from .arrays import aligned, first_samples, samples_of
+from .arrays import aligned, block_for, first_samples, samples_of
 from .network import NetworkRef, as_ref
 
 __all__ = ["Blocks", "Plan", "jacobian", "predict", "recipe_of"]
@@ -121,6 +121,18 @@ def _inputs(x: Sequence[Any], block: int | None) -> list[da.Array]:
     return aligned([samples_of(xj, block) for xj in x])
 
 
+def sized(
+    x: Sequence[Any], xs: list[da.Array], block: int | None, per_sample: Sequence[np.ndarray]
+) -> list[da.Array]:
+    """``xs`` in blocks of :func:`~.arrays.block_for` the bytes of one sample's results
+    (``per_sample``: arrays of one sample each), where the blocks are this module's to
+    choose: no ``block`` given, and no input a dask array with chunks of its own."""
+    if block is not None or any(isinstance(xj, da.Array) for xj in x):
+        return xs
+    size = block_for(sum(p.nbytes for p in per_sample))
+    return [xj.rechunk({0: size}) for xj in xs]
+
+
 def predict(
     source: Any,
     *x: Any,
@@ -137,8 +149,8 @@ def predict(
             along samples; other chunking is undone), numpy arrays or memory maps.
         network, dtype: which network in a MAT-file, and the precision (with a path).
         threads: torch CPU threads per worker thread (default 1).
-        block: samples per block (default: the chunks of ``x``, or
-            :data:`~mat2grad.dask.arrays.DEFAULT_BLOCK` for numpy inputs).
+        block: samples per block (default: the chunks of ``x``; for numpy inputs, blocks
+            whose results take about :data:`~mat2grad.dask.arrays.BLOCK_BYTES`).
 
     Returns:
         ``(Q, *out)`` float64 dask array (a tuple for several outputs), chunked like ``x``.
@@ -149,8 +161,10 @@ def predict(
     """
     ref = as_ref(source, network, dtype)
     xs = _inputs(x, block)
-    shapes = [y.shape[1:] for y in predict_arrays(ref.model(), first_samples(xs))]
-    ys = per_block(predict_block, (ref, threads), xs, shapes)
+    first = first_samples(xs)
+    ys1 = predict_arrays(ref.model(), first)
+    xs = sized(x, xs, block, [*ys1, *first])
+    ys = per_block(predict_block, (ref, threads), xs, [y.shape[1:] for y in ys1])
     return ys[0] if len(ys) == 1 else tuple(ys)
 
 
@@ -193,6 +207,7 @@ def jacobian(
         ref.model(), *first_samples(xs), mode=mode, wrt=sel, progress=False, return_outputs=True
     )
     probe = _float64(_flat(J1) + _flat(Y1))
+    xs = sized(x, xs, block, probe)
     n_j = len(_flat(J1))
     parts = per_block(jacobian_block, (ref, threads, plan), xs, [p.shape[1:] for p in probe])
     blocks, outs = parts[:n_j], parts[n_j:]

@@ -26,6 +26,7 @@ from ..sensitivity.local import local_result
 from ..sensitivity.result import SensitivityResult
 from ..sensitivity.stream import State, accumulate, merge, new_state
 from .arrays import aligned, first_samples, samples_of
+from .compute import sized
 from .network import NetworkRef, as_ref
 
 __all__ = ["sensitivity", "sensitivity_states"]
@@ -146,6 +147,8 @@ def sensitivity(
     )
     layout = probe.layout
     assert layout is not None
+    # blocks sized by one sample's Jacobian (what a block's work grows with)
+    xs = sized(x, xs, block, [np.empty((len(layout.outputs), len(layout.inputs)))])
     how = _Fold(
         ref,
         threads,

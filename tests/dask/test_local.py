@@ -14,7 +14,7 @@ from mat2grad import dask as m2d
 from mat2grad.errors import Mat2GradError
 from mat2grad.matfile import read_mat, write_mat
 from tests.dask.cases import BLOCKS, NETWORKS, inputs
-from tests.support.helpers import MODES_RTOL, assert_close
+from tests.support.helpers import MODES_RTOL, ROOT, assert_close
 
 STATIC = NETWORKS["static"]
 
@@ -119,3 +119,41 @@ def test_block_split_along_features_is_undone(case):
     got = m2d.jacobian(STATIC, split)
     assert got.chunks[0] == BLOCKS and got.numblocks[1:] == (1, 1)
     assert_close(got.compute(), J, MODES_RTOL, "J")
+
+
+def test_block_sizes_from_the_bytes_of_a_block():
+    from mat2grad.dask.arrays import BLOCK_BYTES, block_for
+
+    assert block_for(264) == 2**18  # a 10-20-3 network's J and Y: 66 MB per block
+    assert block_for(BLOCK_BYTES) == 2**10  # huge samples: the smallest block
+    assert block_for(1) == 2**20  # tiny samples: the largest
+    assert block_for(24) == 2**20 and block_for(1e5) == 2**10
+
+
+def test_numpy_inputs_are_blocked_by_their_results(monkeypatch):
+    from mat2grad.dask import arrays
+
+    net = mat2grad.load(STATIC)
+    x = inputs(net, q=3000, seed=4)[0]
+    J, Y = mat2grad.jacobian(net, x, return_outputs=True)
+    s, r = net.output_shapes[0][0], net.input_shapes[0][0]
+    monkeypatch.setattr(arrays, "BLOCK_BYTES", 1024 * (s * r + s) * 8)  # 1024 samples' J, Y
+    lazy_j, lazy_y = m2d.jacobian(STATIC, x, return_outputs=True)
+    assert lazy_j.chunks[0] == lazy_y.chunks[0] == (1024, 1024, 952)
+    assert_close(lazy_j.compute(), J.numpy(), MODES_RTOL, "J in blocks of 1024")
+    monkeypatch.setattr(arrays, "BLOCK_BYTES", 2048 * (s + r) * 8)  # 2048 samples' Y and x
+    lazy = m2d.predict(STATIC, x)
+    assert lazy.chunks[0] == (2048, 952)
+    assert_close(lazy.compute(), Y.numpy(), MODES_RTOL, "Y in blocks of 2048")
+    # the caller's blocks are kept: a block size given, or a dask array's own chunks
+    assert m2d.jacobian(STATIC, x, block=500).chunks[0][0] == 500
+    assert m2d.jacobian(STATIC, da.from_array(x, chunks=300)).chunks[0][0] == 300
+
+
+def test_the_commands_default_block():
+    from mat2grad.commands.dask_run import _default_block
+
+    fitnet = mat2grad.load(ROOT / "fixtures" / "example_fitnet.mat")  # 10 inputs, 3 outputs
+    assert _default_block("jacobian", fitnet) == 2**18
+    assert _default_block("predict", fitnet) == 2**19
+    assert _default_block("sens", fitnet) == 2**18
