@@ -8,6 +8,7 @@ closed form (the model contract's ``closed_form_jacobian`` hook).
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -48,15 +49,19 @@ Method = Callable[[list[Tensor], list[list[Tensor]], list[Tensor] | None], None]
 #     wins only where overhead dominates, and it needs no batching rule per operation.
 #   The choice is measured on the first chunk: the loop's first backward pass, then a group
 #   of rows by replication and a group by vmap, each per row, the rows all kept; then kept
-#   per model and chunk shape. Replication is not tried where it cannot win
-#   (:func:`_replication_may_win`): its forward pass over g times the chunk costs at least
-#   g times the chunk's own forward work, so for a chunk of many samples whose backward
-#   passes cost about what its forward pass does, the trial only loses time (a 3-output
-#   convolutional network over 10^4 samples spent 17 of its 29 ms in it, against 18 ms
-#   without it). vmap is not tried where the model cannot run under it (an operation
-#   without a batching rule raises; the loop is then kept). Measured on an LSTM over 120
-#   steps with 150 outputs, one thread: one sample's Jacobian 53 ms by vmap, 74 ms by
-#   replication, 15.5x and 21.4x its forward pass; 8 samples 328 ms against 616 ms.
+#   per model and chunk shape. torch.func's first backward pass in a process imports
+#   torch._dynamo (1.2 s), so vmap joins the trial only once that is paid or the process
+#   has spent twice as long on rows it could batch (:func:`_vmap_affordable`): a single
+#   short call keeps the other ways, a long job or a loop of calls measures vmap once.
+#   Replication is not tried where it cannot win (:func:`_replication_may_win`): its
+#   forward pass over g times the chunk costs at least g times the chunk's own forward
+#   work, so for a chunk of many samples whose backward passes cost about what its forward
+#   pass does, the trial only loses time (a 3-output convolutional network over 10^4
+#   samples spent 17 of its 29 ms in it, against 18 ms without it). vmap is not tried
+#   where the model cannot run under it (an operation without a batching rule raises;
+#   the other ways are then kept). Measured on an LSTM over 120 steps with 150 outputs,
+#   one thread, after the trial: one sample's Jacobian 41 ms by vmap against 74 ms by
+#   replication (12x and 21x its forward pass); 8 samples 220 ms against 616 ms.
 #   torch.autograd.grad(..., is_grads_batched=True) vmaps the same backward pass through
 #   the autograd engine and measured 1.3-2.5x slower than replication there.
 
@@ -66,7 +71,9 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
     per group of output elements, batched by vmap or by replicated samples (see NOTE:
     [Batched cotangents]), whichever measures fastest on the first chunk."""
     model, wrt = setup.model, setup.wrt
-    choice: dict[str, str] = {}  # "how": the measured choice, kept for later chunks
+    # "how": the measured choice, kept for later chunks; "vmap tried": whether it was among
+    # the ways measured (see _vmap_affordable)
+    choice: dict[str, Any] = {}
     keys: list[tuple] = []  # the first chunk's key (see _choice_key)
 
     def run(xs: list[Tensor], J: list[list[Tensor]], Y: list[Tensor] | None) -> None:
@@ -102,10 +109,12 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
                         f.zero_()
                     continue
                 e = 0
-                if choice.get("how") in (None, "vmap") and n_out > 2 and group > 1:
+                retry = not choice.get("vmap tried") and _vmap_affordable(*_spent_and_ready())
+                if (choice.get("how") in (None, "vmap") or retry) and n_out > 2 and group > 1:
                     e = _trial(setup, xs, k, total, targets, flat, forward, group, choice)
                     object.__setattr__(model, _CHOICE, (keys[0], dict(choice)))
                 how = choice.get("how", "loop")
+                t0 = time.perf_counter()
                 if how == "replicate":
                     for e0 in range(e, n_out, group):
                         _replicated_rows(model, xs, wrt, k, e0, min(group, n_out - e0), flat)
@@ -113,6 +122,8 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
                     _vmapped_rows(model, xs, wrt, k, e, n_out, 4 * group, flat)
                 else:
                     _loop_rows(total, targets, flat, e, n_out, retain=k < last)
+                if how != "vmap" and n_out > 2:
+                    _SPENT[0] += time.perf_counter() - t0
 
     return run
 
@@ -145,24 +156,44 @@ def _trial(
         per_row["replicate"] = (time.perf_counter() - t1) / g
         e += g
     g = min(4 * group, (n_out - e) // 2)
-    if g > 0 and _vmap_may_run(model):
-        # two groups, the second timed: the first use of torch.func in a process, and of
-        # each operation under it, costs set-up time (1.4 s for the LSTM's first group)
-        try:
-            _vmapped_rows(model, xs, wrt, k, e, e + g, g, flat)
-            t2 = time.perf_counter()
-            _vmapped_rows(model, xs, wrt, k, e + g, e + 2 * g, g, flat)
-        except Exception:  # noqa: BLE001 - an operation vmap cannot batch: not this way
-            model.__dict__[_NO_VMAP] = True
-        else:
-            per_row["vmap"] = (time.perf_counter() - t2) / g
-            e += 2 * g
+    if _vmap_affordable(*_spent_and_ready()):
+        choice["vmap tried"] = True  # (or it cannot be: no rows left, or it failed before)
+        if g > 0 and _vmap_may_run(model):
+            # two groups, the second timed: the first use of each operation under torch.func
+            # costs set-up time
+            try:
+                _vmapped_rows(model, xs, wrt, k, e, e + g, g, flat)
+                t2 = time.perf_counter()
+                _vmapped_rows(model, xs, wrt, k, e + g, e + 2 * g, g, flat)
+            except Exception:  # noqa: BLE001 - an operation vmap cannot batch: not this way
+                model.__dict__[_NO_VMAP] = True
+            else:
+                per_row["vmap"] = (time.perf_counter() - t2) / g
+                e += 2 * g
     choice["how"] = min(per_row, key=per_row.__getitem__)
     return e
 
 
 #: set on a model whose forward pass or backward pass vmap could not run
 _NO_VMAP = "_mat2grad_no_vmap"
+
+#: seconds the first backward pass by torch.func costs a process, once (it imports
+#: torch._dynamo: 1.2 s measured), and the seconds this process has spent on rows of
+#: many-output Jacobians the loop or replication computed
+VMAP_SETUP_SECONDS = 1.2
+_SPENT = [0.0]
+
+
+def _spent_and_ready() -> tuple[float, bool]:
+    return _SPENT[0], "torch._dynamo" in sys.modules
+
+
+def _vmap_affordable(spent: float, ready: bool) -> bool:
+    """Whether to try the vmap way now: its one-time set-up is paid (``ready``), or this
+    process has already spent twice that on rows it could have batched (``spent``
+    seconds), so a long job or a loop of calls tries it once and a single short call
+    does not pay 1.2 s to save milliseconds (see NOTE: [Batched cotangents])."""
+    return ready or spent >= 2 * VMAP_SETUP_SECONDS
 
 
 def _vmap_may_run(model: Any) -> bool:

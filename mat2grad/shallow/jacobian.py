@@ -350,7 +350,7 @@ class ClosedForm:
             else:
                 dest[j] = self._buffer(f"J{j}", (c, self.s_total, r))
             started[j] = False
-        processed: dict[int, list[_Adjoint]] = {j: [] for j in self.wrt}
+        processed: dict[int, list[Tensor]] = {j: [] for j in self.wrt}
 
         def add_to(j: int, value: Tensor) -> None:
             if started[j]:
@@ -397,15 +397,18 @@ class ClosedForm:
                         g.value * d[:, None, :] if g.batched else g.value[None] * d[:, None, :],
                         True,
                     )
-                contribution = _Adjoint(kernels.mm(gn.value, weight), gn.batched)
                 if w.kind == "LW":
+                    contribution = _Adjoint(kernels.mm(gn.value, weight), gn.batched)
                     prev = adj.get(w.source)
                     adj[w.source] = contribution if prev is None else prev.plus(contribution)
                 else:
-                    processed[w.source - 1].append(contribution)
+                    # straight to raw input units: (g W) G_in = g (W G_in), W G_in once
+                    # (H x R_j) instead of a product of every sample's rows with G_in
+                    raw = weight @ self.g_in[w.source - 1]
+                    processed[w.source - 1].append(kernels.mm(gn.value, raw))
         for j in self.wrt:
             for term in processed[j]:
-                add_to(j, kernels.mm(term.value, self.g_in[j]))
+                add_to(j, term)
             if not started[j]:
                 dest[j].zero_()
             if self.zero_cols[j].numel():

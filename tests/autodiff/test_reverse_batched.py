@@ -203,3 +203,28 @@ def test_a_model_vmap_cannot_run_keeps_the_other_ways():
     assert_close(rev.numpy(), fwd_ref.numpy(), MODES_RTOL, "rev, vmap refused")
     assert model.__dict__.get(methods._NO_VMAP) is True
     assert model.__dict__[methods._CHOICE][1]["how"] in ("loop", "replicate")
+
+
+def test_vmap_waits_until_its_set_up_pays():
+    # torch.func's first backward pass imports torch._dynamo: tried once that is paid, or
+    # once the process has spent twice as long on rows the other ways computed
+    assert methods._vmap_affordable(0.0, ready=True)
+    assert not methods._vmap_affordable(methods.VMAP_SETUP_SECONDS, ready=False)
+    assert methods._vmap_affordable(2 * methods.VMAP_SETUP_SECONDS, ready=False)
+
+
+def test_a_kept_choice_is_measured_again_once_vmap_is_affordable(monkeypatch):
+    ready = [False]
+    monkeypatch.setattr(methods, "_spent_and_ready", lambda: (0.0, ready[0]))
+    model = _Forecaster()
+    x = torch.from_numpy(np.random.default_rng(6).normal(size=(2, 6, 2)))
+    mat2grad.jacobian(model, x, mode="rev")
+    kept = model.__dict__[methods._CHOICE][1]
+    assert kept["how"] in ("loop", "replicate") and not kept.get("vmap tried")
+    again = mat2grad.jacobian(model, x, mode="rev")  # still not affordable: kept as it is
+    assert model.__dict__[methods._CHOICE][1] == kept
+    ready[0] = True
+    later = mat2grad.jacobian(model, x, mode="rev")
+    assert model.__dict__[methods._CHOICE][1]["vmap tried"] is True
+    for got in (again, later):
+        assert_close(got.numpy(), _reference(model, x), MODES_RTOL, "rev, kept or measured")
