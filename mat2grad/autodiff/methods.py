@@ -60,8 +60,9 @@ Method = Callable[[list[Tensor], list[list[Tensor]], list[Tensor] | None], None]
 #   samples spent 17 of its 29 ms in it, against 18 ms without it). vmap is not tried
 #   where the model cannot run under it (an operation without a batching rule raises;
 #   the other ways are then kept). Measured on an LSTM over 120 steps with 150 outputs,
-#   one thread, after the trial: one sample's Jacobian 41 ms by vmap against 74 ms by
-#   replication (12x and 21x its forward pass); 8 samples 220 ms against 616 ms.
+#   one thread, after the trial (benchmarks/speed.py): one sample's Jacobian 41 ms by vmap
+#   against 76 ms by replication, 14x and 25x its 3.0 ms forward pass; 8 samples 220 ms
+#   against 616 ms.
 #   torch.autograd.grad(..., is_grads_batched=True) vmaps the same backward pass through
 #   the autograd engine and measured 1.3-2.5x slower than replication there.
 
