@@ -60,6 +60,23 @@ def test_describe_file_imports_no_torch():
     assert r.stdout.split() == ["1", "net", "False"]
 
 
+def test_jacobian_of_a_matlab_network_imports_neither_sympy_nor_dynamo(tmp_path):
+    # torch imports sympy (0.5 s) when autograd is handed a cotangent tensor, and
+    # torch._dynamo (1.2 s) on torch.func's first backward pass: the CLI's jacobian on a
+    # shallow network needs neither (its whole run took 2.2 s against 1.8 s for importing
+    # torch and scipy.io)
+    code = f"""
+        import sys
+        from mat2grad.cli import main
+        rc = main(["jacobian", {str(FITNET)!r}, "--inputs", {str(FITNET)!r},
+                   "-o", {str(tmp_path / "J.mat")!r}])
+        print(rc, "sympy" in sys.modules, "torch._dynamo" in sys.modules)
+        """
+    r = run_python("-c", textwrap.dedent(code))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-3:] == ["0", "False", "False"]
+
+
 def test_version_imports_no_torch():
     code = """
         import sys
