@@ -57,22 +57,25 @@ def test_many_outputs_rev_agrees_with_fwd_and_torch_func(q):
     assert_close(rev.numpy(), _reference(model, x), MODES_RTOL, "rev vs torch.func")
 
 
-def test_replicated_rows_equal_looped_rows():
+def _frozen_and_looped(seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A frozen forecaster, 3 samples, and their 8 x 12 Jacobian rows by the loop."""
     model = _Forecaster()
     for p in model.parameters():
         p.requires_grad_(False)
-    x = torch.from_numpy(np.random.default_rng(1).normal(size=(3, 6, 2)))
-    n_out, n_in = 8, 12
-    looped, replicated = (
-        torch.zeros(3, n_out, n_in, dtype=torch.float64),
-        torch.zeros(3, n_out, n_in, dtype=torch.float64),
-    )
+    x = torch.from_numpy(np.random.default_rng(seed).normal(size=(3, 6, 2)))
+    looped = torch.zeros(3, 8, 12, dtype=torch.float64)
     leaf = x.clone().requires_grad_(True)
     total = model(leaf).reshape(3, -1).sum(0)
-    _loop_rows(total, [leaf], [looped], 0, n_out, retain=False)
+    _loop_rows(total, [leaf], [looped], 0, 8, retain=False)
+    assert bool(looped.abs().max() > 0)
+    return model, x, looped
+
+
+def test_replicated_rows_equal_looped_rows():
+    model, x, looped = _frozen_and_looped(1)
+    replicated = torch.zeros_like(looped)
     _replicated_rows(model, [x], (0,), 0, 0, 5, [replicated])  # rows 0..4 in one pass
     _replicated_rows(model, [x], (0,), 0, 5, 3, [replicated])  # rows 5..7
-    assert bool(looped.abs().max() > 0)
     assert_close(replicated.numpy(), looped.numpy(), MODES_RTOL, "replicated vs loop")
 
 
@@ -129,19 +132,10 @@ def test_the_measured_choice_is_kept_for_the_same_model_and_chunk(monkeypatch):
 
 
 def test_vmapped_rows_equal_looped_rows():
-    model = _Forecaster()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    x = torch.from_numpy(np.random.default_rng(3).normal(size=(3, 6, 2)))
-    n_out, n_in = 8, 12
-    looped = torch.zeros(3, n_out, n_in, dtype=torch.float64)
-    vmapped = torch.full((3, n_out, n_in), np.nan, dtype=torch.float64)
-    leaf = x.clone().requires_grad_(True)
-    total = model(leaf).reshape(3, -1).sum(0)
-    _loop_rows(total, [leaf], [looped], 0, n_out, retain=False)
+    model, x, looped = _frozen_and_looped(3)
+    vmapped = torch.full_like(looped, np.nan)
     y = _vmapped_rows(model, [x], (0,), 0, 0, 5, 2, [vmapped])  # rows 0..4, 2 per pass
     _vmapped_rows(model, [x], (0,), 0, 5, 8, 8, [vmapped])  # rows 5..7 in one pass
-    assert bool(looped.abs().max() > 0)
     assert_close(vmapped.numpy(), looped.numpy(), MODES_RTOL, "vmapped vs loop")
     assert torch.equal(y, model(x))  # the chunk's outputs, from the same forward pass
 
