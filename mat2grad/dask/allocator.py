@@ -13,7 +13,8 @@ NOTE: [Allocator thresholds in Dask workers]
     (mmap 32 MiB, trim 64 MiB): a worker then keeps at most 64 MiB of freed memory for
     reuse. Nothing is changed where ``MALLOC_TRIM_THRESHOLD_`` is not in the environment
     (threads in the client's process, a worker started another way), where
-    ``MALLOC_MMAP_THRESHOLD_`` is (a choice made on purpose), or off glibc.
+    ``MALLOC_MMAP_THRESHOLD_`` is (a choice made on purpose: set it to keep yours), outside
+    a Dask worker (a process whose user set the variable), or off glibc.
 """
 
 from __future__ import annotations
@@ -37,25 +38,40 @@ _LOCK = threading.Lock()
 _DONE: list[str] = []  # what restore_thresholds did in this process, once done
 
 
-def restore_thresholds() -> str:
+def restore_thresholds(workers_only: bool = True) -> str:
     """Set glibc's thresholds in this process if a fixed trim threshold turned its own off
-    (once per process; see NOTE: [Allocator thresholds in Dask workers]).
+    (once per process; see NOTE: [Allocator thresholds in Dask workers]), and, with
+    ``workers_only``, only in a Dask worker's task (elsewhere the variable is the user's).
 
     Returns:
         What was done: ``"restored"``, or why not (``"not fixed"``, ``"chosen"``,
-        ``"not glibc"``).
+        ``"not a worker"``, ``"not glibc"``).
     """
     with _LOCK:
         if not _DONE:
-            _DONE.append(_restore())
+            _DONE.append(_restore(workers_only))
         return _DONE[0]
 
 
-def _restore() -> str:
+def _in_worker() -> bool:
+    try:
+        from distributed import get_worker
+    except ImportError:  # pragma: no cover - the dask extra installs it
+        return False
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def _restore(workers_only: bool) -> str:
     if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         return "not fixed"
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return "chosen"
+    if workers_only and not _in_worker():
+        return "not a worker"
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

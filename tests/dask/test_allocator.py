@@ -23,7 +23,7 @@ GLIBC = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_libr
 
 _PROBE = textwrap.dedent(
     """
-    import json, resource
+    import json, resource, sys
     import numpy as np
     from mat2grad.dask.allocator import restore_thresholds
 
@@ -43,18 +43,22 @@ _PROBE = textwrap.dedent(
         return (faults() - f0) / n
 
     before = churn()
-    done = restore_thresholds()
+    done = restore_thresholds(workers_only=sys.argv[1] == "workers")
     after = churn()
     print(json.dumps([done, before, after, restore_thresholds()]))
     """
 )
 
 
-def _probe(env: dict[str, str]) -> list[str]:
+def _probe(env: dict[str, str], scope: str = "any process") -> list:
     full = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     full.update(env)
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE], env=full, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", _PROBE, scope],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -71,15 +75,22 @@ def test_a_fixed_trim_threshold_is_undone():
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc thresholds: Linux with glibc only")
 @pytest.mark.parametrize(
-    ("env", "why"),
+    ("env", "scope", "why"),
     [
-        ({}, "not fixed"),
-        ({"MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_THRESHOLD_": "131072"}, "chosen"),
+        ({}, "any process", "not fixed"),
+        (
+            {"MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_THRESHOLD_": "131072"},
+            "any process",
+            "chosen",
+        ),
+        ({"MALLOC_TRIM_THRESHOLD_": "65536"}, "workers", "not a worker"),
     ],
 )
-def test_thresholds_left_alone(env, why):
-    done, _, _, _ = _probe(env)
+def test_thresholds_left_alone(env, scope, why):
+    done, before, after, _ = _probe(env, scope)
     assert done == why
+    if "MALLOC_TRIM_THRESHOLD_" in env:
+        assert after >= 200, after  # still a fresh mapping per allocation
 
 
 def test_dask_workers_get_the_thresholds_restored(client):
