@@ -381,12 +381,17 @@ class ClosedForm:
                 weight = self._weight(w.kind, w.to, w.source)
                 if w.kind == "IW" and (w.source - 1) not in self.wrt:
                     continue
+                if w.kind == "IW":
+                    # to raw input units at once: (g W) G_in = g (W G_in), W G_in (H x R_j)
+                    # formed once instead of multiplying every sample's rows by G_in
+                    weight = weight @ self.g_in[w.source - 1]
                 if d is not None and not g.batched and w.kind == "IW":
                     # one GEMM to the raw-unit Jacobian: J += d @ K
                     j = w.source - 1
-                    a_raw = weight @ self.g_in[j]  # (H, R_j)
                     # not MATLAB layout: (S, H) adjoint -> (H, S) for K[h, (s, r)]
-                    k_mat = (g.value.T[:, :, None] * a_raw[:, None, :]).reshape(weight.shape[0], -1)
+                    k_mat = (g.value.T[:, :, None] * weight[:, None, :]).reshape(
+                        weight.shape[0], -1
+                    )
                     flat = dest[j].view(c, -1)
                     if started[j]:
                         flat.add_(kernels.mm(d, k_mat))
@@ -404,11 +409,8 @@ class ClosedForm:
                     contribution = _Adjoint(kernels.mm(gn.value, weight), gn.batched)
                     prev = adj.get(w.source)
                     adj[w.source] = contribution if prev is None else prev.plus(contribution)
-                else:
-                    # straight to raw input units: (g W) G_in = g (W G_in), W G_in once
-                    # (H x R_j) instead of a product of every sample's rows with G_in
-                    raw = weight @ self.g_in[w.source - 1]
-                    processed[w.source - 1].append(kernels.mm(gn.value, raw))
+                else:  # weight is W G_in here: the term is in raw input units already
+                    processed[w.source - 1].append(kernels.mm(gn.value, weight))
         for j in self.wrt:
             for term in processed[j]:
                 add_to(j, term)
