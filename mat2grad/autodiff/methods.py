@@ -75,12 +75,12 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
     # "how": the measured choice, kept for later chunks; "vmap tried": whether it was among
     # the ways measured (see _vmap_affordable)
     choice: dict[str, Any] = {}
-    keys: list[tuple] = []  # the first chunk's key (see _choice_key)
+    keys: list[tuple] = []  # the first chunk's Setup.state_key
 
     def run(xs: list[Tensor], J: list[list[Tensor]], Y: list[Tensor] | None) -> None:
         c = xs[0].shape[0]
         if not keys:  # a choice measured by an earlier call on the same model and chunk
-            keys.append(_choice_key(model, setup, xs))
+            keys.append(setup.state_key(xs, batch=True))
             kept = model.__dict__.get(_CHOICE)
             if kept is not None and kept[0] == keys[0]:
                 choice.update(kept[1])
@@ -138,7 +138,7 @@ def _trial(
     flat: list[Tensor],
     forward: float,
     group: int,
-    choice: dict[str, str],
+    choice: dict[str, Any],
 ) -> int:
     """Rows of output ``k`` by each way that may win, timed per row (see NOTE: [Batched
     cotangents]); sets ``choice["how"]`` and returns the first row not yet computed."""
@@ -221,19 +221,9 @@ def _all_by_vmap(
     return True
 
 
-#: the attribute where a model keeps its last measured choice: (key, {"replicate": bool})
+#: the attribute where a model keeps its last measured choice: (the first chunk's
+#: Setup.state_key, {"how": "loop" | "replicate" | "vmap", "vmap tried": bool})
 _CHOICE = "_mat2grad_rev_choice"
-
-
-def _choice_key(model: Any, setup: Setup, xs: list[Tensor]) -> tuple:
-    """What the measured choice depends on: the same module objects in the same modes, the
-    dtype, the inputs differentiated, and the first chunk's shapes (its size included)."""
-    return (
-        tuple((id(m), m.training) for m in model.modules()),
-        setup.dtype,
-        setup.wrt,
-        tuple(tuple(x.shape) for x in xs),
-    )
 
 
 def _replication_may_win(g: int, backward: float, work: float) -> bool:

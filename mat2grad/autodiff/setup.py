@@ -55,6 +55,17 @@ class Setup:
     def numel_out(self, k: int) -> int:
         return math.prod(self.out_shapes[k])
 
+    def state_key(self, xs: list[Tensor], batch: bool) -> tuple:
+        """What a result measured or checked on the model depends on: the same module
+        objects in the same modes, the compute dtype, the inputs differentiated, and the
+        chunk's shapes (with its number of samples where ``batch``)."""
+        return (
+            tuple((id(m), m.training) for m in self.model.modules()),
+            self.dtype,
+            self.wrt,
+            tuple(tuple(x.shape if batch else x.shape[1:]) for x in xs),
+        )
+
 
 def _check_differentiable(contract: Contract, warn: bool = True) -> None:
     reason, name = contract.not_differentiable, contract.name
