@@ -122,14 +122,14 @@ def _inputs(x: Sequence[Any], block: int | None) -> list[da.Array]:
 
 
 def sized(
-    x: Sequence[Any], xs: list[da.Array], block: int | None, per_sample: Sequence[np.ndarray]
+    x: Sequence[Any], xs: list[da.Array], block: int | None, bytes_per_sample: float
 ) -> list[da.Array]:
-    """``xs`` in blocks of :func:`~.arrays.block_for` the bytes of one sample's results
-    (``per_sample``: arrays of one sample each), where the blocks are this module's to
-    choose: no ``block`` given, and no input a dask array with chunks of its own."""
+    """``xs`` in blocks of :func:`~.arrays.block_for` the bytes of one sample's results,
+    where the blocks are this module's to choose: no ``block`` given, and no input a dask
+    array with chunks of its own."""
     if block is not None or any(isinstance(xj, da.Array) for xj in x):
         return xs
-    size = block_for(sum(p.nbytes for p in per_sample))
+    size = block_for(bytes_per_sample)
     return [xj.rechunk({0: size}) for xj in xs]
 
 
@@ -163,7 +163,7 @@ def predict(
     xs = _inputs(x, block)
     first = first_samples(xs)
     ys1 = predict_arrays(ref.model(), first)
-    xs = sized(x, xs, block, [*ys1, *first])
+    xs = sized(x, xs, block, sum(a.nbytes for a in [*ys1, *first]))
     ys = per_block(predict_block, (ref, threads), xs, [y.shape[1:] for y in ys1])
     return ys[0] if len(ys) == 1 else tuple(ys)
 
@@ -207,7 +207,7 @@ def jacobian(
         ref.model(), *first_samples(xs), mode=mode, wrt=sel, progress=False, return_outputs=True
     )
     probe = _float64(_flat(J1) + _flat(Y1))
-    xs = sized(x, xs, block, probe)
+    xs = sized(x, xs, block, sum(p.nbytes for p in probe))
     n_j = len(_flat(J1))
     parts = per_block(jacobian_block, (ref, threads, plan), xs, [p.shape[1:] for p in probe])
     blocks, outs = parts[:n_j], parts[n_j:]

@@ -148,7 +148,7 @@ def sensitivity(
     layout = probe.layout
     assert layout is not None
     # blocks sized by one sample's Jacobian (what a block's work grows with)
-    xs = sized(x, xs, block, [np.empty((len(layout.outputs), len(layout.inputs)))])
+    xs = sized(x, xs, block, 8.0 * len(layout.outputs) * len(layout.inputs))
     how = _Fold(
         ref,
         threads,

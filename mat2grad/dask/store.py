@@ -109,13 +109,14 @@ def _remove_settled(tmp: Path, quiet: float = 0.2, limit: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def _is_regular(sizes: tuple[int, ...]) -> bool:
+    """Equal blocks along samples (the last may be smaller), as a zarr array's chunks are."""
+    return len(set(sizes[:-1])) <= 1 and sizes[-1] <= sizes[0]
+
+
 def _regular(x: da.Array) -> da.Array:
-    """Equal chunks along samples (the last may be smaller), as a zarr array needs: blocks
-    of uneven sizes are rechunked to the largest."""
-    sizes = x.chunks[0]
-    if len(set(sizes[:-1])) <= 1 and sizes[-1] <= sizes[0]:
-        return x
-    return x.rechunk({0: max(sizes)})
+    """``x`` with regular blocks (:func:`_is_regular`): uneven ones rechunked to the largest."""
+    return x if _is_regular(x.chunks[0]) else x.rechunk({0: max(x.chunks[0])})
 
 
 def to_zarr(
@@ -163,16 +164,13 @@ def _fused(arrays: Mapping[str, da.Array]) -> tuple[Blocks, list[int]] | None:
     blocks can be written where they are computed (see NOTE: [Blocks written where they
     are computed]); else None."""
     found = [recipe_of(x) for x in arrays.values()]
-    if any(f is None for f in found):
-        return None
     recipes = {id(f[0]) for f in found if f is not None}
-    first = found[0]
-    if len(recipes) != 1 or first is None:
-        return None
-    sizes = first[0].xs[0].chunks[0]
-    if len(set(sizes[:-1])) > 1 or sizes[-1] > sizes[0]:
-        return None  # uneven blocks: zarr's chunks are regular, so they are rechunked
-    return first[0], [f[1] for f in found if f is not None]
+    if None in found or len(recipes) != 1:
+        return None  # an array of its own, or arrays of several calls
+    recipe = found[0][0] if found[0] is not None else None
+    if recipe is None or not _is_regular(recipe.xs[0].chunks[0]):
+        return None  # uneven blocks: the other way rechunks them
+    return recipe, [f[1] for f in found if f is not None]
 
 
 def _fused_writes(
