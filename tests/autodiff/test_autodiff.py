@@ -33,6 +33,7 @@ from tests.support.helpers import (
     assert_close,
     central_differences,
     corpus_cases,
+    custom_sin,
     rounding_bound,
 )
 from tests.support.records import network
@@ -669,16 +670,7 @@ def test_check_skips_entries_at_kinks_and_says_so():
     assert "not smooth" in result.summary()
 
 
-class _WrongGradient(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.sin(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * torch.cos(x) * 1.01  # 1% wrong
+_WrongGradient = custom_sin(gradient_factor=1.01)  # 1% wrong
 
 
 def test_check_fails_on_a_wrong_gradient():

@@ -19,7 +19,7 @@ from mat2grad.autodiff.methods import (
     _replication_may_win,
     _vmapped_rows,
 )
-from tests.support.helpers import MODES_RTOL, assert_close
+from tests.support.helpers import MODES_RTOL, assert_close, custom_sin
 
 
 class _Forecaster(nn.Module):
@@ -162,18 +162,7 @@ def _choose(way):
     return trial
 
 
-class _NoVmap(torch.autograd.Function):
-    """A custom autograd function torch.func cannot transform (no setup_context)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.sin(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * torch.cos(x)
+_NoVmap = custom_sin()  # torch.func cannot transform it
 
 
 class _Wide(nn.Module):

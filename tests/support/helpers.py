@@ -367,3 +367,22 @@ def read_only(folder, monkeypatch) -> None:
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", refusing_open)
+
+
+def custom_sin(gradient_factor: float = 1.0) -> type[torch.autograd.Function]:
+    """``sin`` as an old-style ``torch.autograd.Function`` (``forward(ctx, x)``, no
+    ``setup_context``, so torch.func cannot transform it) whose backward pass returns
+    ``gradient_factor`` times the true derivative (1.0: the right one)."""
+
+    class CustomSin(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return torch.sin(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * torch.cos(x) * gradient_factor
+
+    return CustomSin
