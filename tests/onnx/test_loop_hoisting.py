@@ -257,7 +257,7 @@ def test_a_step_past_the_end_fails_as_the_body_would(tmp_path):
     assert_scaled_close(loop(*seen[0])[1], other(*seen[0])[1], ONNX_FIXTURE_RTOL, "direct call")
 
 
-def _two_way_scan() -> onnx.ModelProto:
+def _two_way_scan(steps: int = T) -> onnx.ModelProto:
     """A Scan reading two sequences in opposite directions along different axes (x along
     its time axis 1 forwards, -x transposed to time-major backwards), a tanh RNN cell, the
     states stacked forwards and backwards."""
@@ -297,11 +297,11 @@ def _two_way_scan() -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "two_way",
-        [helper.make_tensor_value_info("x", f, ["N", T, C])],
+        [helper.make_tensor_value_info("x", f, ["N", steps, C])],
         [
             helper.make_tensor_value_info("h_last", f, ["N", H]),
-            helper.make_tensor_value_info("y_fwd", f, ["N", T, H]),
-            helper.make_tensor_value_info("y_bwd", f, [T, "N", H]),
+            helper.make_tensor_value_info("y_fwd", f, ["N", steps, H]),
+            helper.make_tensor_value_info("y_bwd", f, [steps, "N", H]),
         ],
         initializer=[numpy_helper.from_array(a, k) for k, a in inits.items()],
     )
@@ -353,3 +353,35 @@ def test_short_sequences_run_the_body_as_written(tmp_path):
     for got, want in zip(_outputs(hoisted, short), _outputs(plain, short), strict=True):
         assert_scaled_close(got, want, ONNX_FIXTURE_RTOL, "short")
     assert calls.count == MIN_STEPS - 1
+
+
+def _step_views(net, steps: int) -> int:
+    """Per-step view nodes (select, slice) in the backward graph of ``net`` on ``steps``
+    steps of input."""
+    x = torch.zeros(2, steps, C, dtype=torch.float64, requires_grad=True)
+    seen, stack = set(), [o.grad_fn for o in _outputs(net, x)]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(f for f, _ in node.next_functions)
+    return sum(type(n).__name__ in ("SelectBackward0", "SliceBackward0") for n in seen)
+
+
+@pytest.mark.parametrize("source", ["loop", "scan"])
+def test_hoisted_steps_are_viewed_once_per_sequence_not_once_per_step(tmp_path, source):
+    # each step's view of the hoisted values costs the whole sequence in the backward pass
+    # (NOTE: [Recurrent steps as one unbind]): their number must not grow with the steps
+    counts = []
+    for steps in (T, 3 * T):
+        if source == "loop":
+            model = _rnn_loop(trips=steps, length=steps)
+        else:
+            model = _two_way_scan(steps)
+        path = str(tmp_path / f"{source}_{steps}.onnx")
+        onnx.save(model, path)
+        net = load_onnx(path, check=False)
+        assert all(m.hoisting is not None for m in (*_loops(net), *_scans(net)))
+        counts.append(_step_views(net, steps))
+    assert counts[0] == counts[1], counts

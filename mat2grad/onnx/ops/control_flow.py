@@ -154,10 +154,12 @@ class OnnxScan(nn.Module):
         steps = lengths.pop()
         collected: list[list[torch.Tensor]] = []
         hoisted = None
+        # every step's slice as a view, taken once (see NOTE: [Recurrent steps as one unbind])
+        per_step = [x.unbind(a) for x, a in zip(inputs, axes, strict=True)]
         for t in range(steps):
             slices = [
-                x.select(a, steps - 1 - t if d else t)
-                for x, a, d in zip(inputs, axes, self.input_directions, strict=True)
+                views[steps - 1 - t if d else t]
+                for views, d in zip(per_step, self.input_directions, strict=True)
             ]
             if t == 0 and self.hoisting is not None:
                 ordered = [

@@ -130,7 +130,9 @@ class Hoisted:
         self.plan = plan
         self.start = start
         self.length = length
-        self.hoisted = hoisted
+        # each value's positions as views, taken once: one unbind node, whose backward pass
+        # stacks the steps' gradients once (see NOTE: [Recurrent steps as one unbind])
+        self.hoisted = [v.unbind(0) for v in hoisted]
         self.extra = extra
 
     def step(self, s: int, inputs: Sequence[torch.Tensor], body: nn.Module) -> object:
