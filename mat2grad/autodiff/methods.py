@@ -59,12 +59,15 @@ Method = Callable[[list[Tensor], list[list[Tensor]], list[Tensor] | None], None]
 #   pass does, the trial only loses time (a 3-output convolutional network over 10^4
 #   samples spent 17 of its 29 ms in it, against 18 ms without it). vmap is not tried
 #   where the model cannot run under it (an operation without a batching rule raises;
-#   the other ways are then kept). Measured on an LSTM over 120 steps with 150 outputs,
-#   one thread, after the trial (benchmarks/speed.py): one sample's Jacobian 41 ms by vmap
-#   against 76 ms by replication, 14x and 25x its 3.0 ms forward pass; 8 samples 220 ms
-#   against 616 ms.
+#   the other ways are then kept). A batched pass takes up to four times the rows whose
+#   replicas' activations fit the working-set budget: where per-operation overhead
+#   dominates, a pass costs about the same for 99 rows as for 150, so fewer passes win.
+#   Measured on the ONNX LSTM of benchmarks/speed.py (120 steps, 150 outputs, one thread,
+#   after the trial): one sample's Jacobian 60 ms by vmap, 100 ms by replication in groups
+#   of 120 rows against 191 ms in groups of 30, its forward pass 6.5 ms.
 #   torch.autograd.grad(..., is_grads_batched=True) vmaps the same backward pass through
-#   the autograd engine and measured 1.3-2.5x slower than replication there.
+#   the autograd engine and measured 95 ms there against vmap's 44 ms (and 1.3-2.5x slower
+#   than replication on an LSTM module stepped in Python).
 
 
 def rev_method(setup: Setup, saved_bytes: float) -> Method:
@@ -84,12 +87,14 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
             kept = model.__dict__.get(_CHOICE)
             if kept is not None and kept[0] == keys[0]:
                 choice.update(kept[1])
-        # rows per batched pass: the replicated forward's activations fit the budget; the
-        # batched backward's gradients of them, four times the budget (a vmapped pass
-        # costs about the same for 99 rows as for 150, so fewer groups win: 72 ms against
-        # 96 ms for the LSTM of NOTE: [Batched cotangents])
+        # rows per batched pass: the activations of that many replicas, or the batched
+        # backward's gradients of them, fit four times the budget (a batched pass costs
+        # about the same for 99 rows as for 150 where per-operation overhead dominates, so
+        # fewer groups win: see NOTE: [Batched cotangents]); replication is tried only where
+        # one replica fits the budget itself
         group = int(max(1, CHUNK_BUDGET_BYTES // max(c * saved_bytes, 1.0)))
-        if choice.get("how") == "vmap" and _all_by_vmap(setup, xs, J, Y, 4 * group):
+        batched = 4 * group
+        if choice.get("how") == "vmap" and _all_by_vmap(setup, xs, J, Y, batched):
             return
         leaves = [x.detach().requires_grad_(j in wrt) for j, x in enumerate(xs)]
         targets = [leaves[j] for j in wrt]
@@ -112,15 +117,15 @@ def rev_method(setup: Setup, saved_bytes: float) -> Method:
                 e = 0
                 retry = not choice.get("vmap tried") and _vmap_affordable(*_spent_and_ready())
                 if (choice.get("how") in (None, "vmap") or retry) and n_out > 2 and group > 1:
-                    e = _trial(setup, xs, k, total, targets, flat, forward, group, choice)
+                    e = _trial(setup, xs, k, total, targets, flat, forward, batched, choice)
                     object.__setattr__(model, _CHOICE, (keys[0], dict(choice)))
                 how = choice.get("how", "loop")
                 t0 = time.perf_counter()
                 if how == "replicate":
-                    for e0 in range(e, n_out, group):
-                        _replicated_rows(model, xs, wrt, k, e0, min(group, n_out - e0), flat)
+                    for e0 in range(e, n_out, batched):
+                        _replicated_rows(model, xs, wrt, k, e0, min(batched, n_out - e0), flat)
                 elif how == "vmap" and e < n_out:
-                    _vmapped_rows(model, xs, wrt, k, e, n_out, 4 * group, flat)
+                    _vmapped_rows(model, xs, wrt, k, e, n_out, batched, flat)
                 else:
                     _loop_rows(total, targets, flat, e, n_out, retain=k < last)
                 if how != "vmap" and n_out > 2:
@@ -156,7 +161,7 @@ def _trial(
         _replicated_rows(model, xs, wrt, k, e, g, flat)
         per_row["replicate"] = (time.perf_counter() - t1) / g
         e += g
-    g = min(4 * group, (n_out - e) // 2)
+    g = min(group, (n_out - e) // 2)
     if _vmap_affordable(*_spent_and_ready()):
         choice["vmap tried"] = True  # (or it cannot be: no rows left, or it failed before)
         if g > 0 and _vmap_may_run(model):

@@ -19,6 +19,7 @@ from mat2grad.autodiff.methods import (
     _replication_may_win,
     _vmapped_rows,
 )
+from mat2grad.budget import saved_bytes_per_sample
 from tests.support.helpers import MODES_RTOL, assert_close, custom_sin
 
 
@@ -152,6 +153,34 @@ def test_every_way_once_chosen_gives_every_row(monkeypatch, way):
         assert_close(rev.numpy(), _reference(model, x), MODES_RTOL, f"{way}, chunks {chunk}")
         assert_close(y.numpy(), model(x).detach().numpy(), MODES_RTOL, f"{way}: outputs")
         model.__dict__.pop(methods._CHOICE)
+
+
+@pytest.mark.parametrize("way", ["replicate", "vmap"])
+def test_every_way_gives_every_row_over_several_batched_passes(monkeypatch, way):
+    # a budget of two replicas' activations: 4 x 2 rows per batched pass, so the 16 rows
+    # of the 5-sample chunk take two passes, the second starting where the first stopped
+    # (the one-sample check of NOTE: [Samples are independent] takes one pass of 16)
+    monkeypatch.setattr(methods, "_trial", _choose(way))
+    model = _Forecaster(horizon=8)
+    x = torch.from_numpy(np.random.default_rng(5).normal(size=(5, 6, 2)))
+    saved = saved_bytes_per_sample(model, [x], [True])[0]
+    monkeypatch.setattr(methods, "CHUNK_BUDGET_BYTES", 2 * x.shape[0] * saved)
+    name = "_replicated_rows" if way == "replicate" else "_vmapped_rows"
+    original, passes = getattr(methods, name), []
+
+    def counted(*args):
+        passes.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(methods, name, counted)
+    rev = mat2grad.jacobian(model, x, mode="rev")
+    assert_close(rev.numpy(), _reference(model, x), MODES_RTOL, way)
+    if way == "replicate":  # (model, xs, wrt, k, e0, rows, flat)
+        got = [(p[1][0].shape[0], p[4], p[5]) for p in passes]
+        assert got == [(5, 0, 8), (5, 8, 8), (1, 0, 16)], got
+    else:  # (model, xs, wrt, k, start, stop, rows per pass, flat)
+        got = [(p[1][0].shape[0], p[4], p[5], p[6]) for p in passes]
+        assert got == [(5, 0, 16, 8), (1, 0, 16, 40)], got
 
 
 def _choose(way):
