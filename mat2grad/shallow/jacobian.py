@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -18,6 +17,7 @@ from torch import Tensor
 
 from .. import kernels
 from ..contract import model_dtype_device
+from .adjoints import Adjoint, columnwise_vjp, outer_k, outer_k_pays
 from .derivatives import COLUMNWISE, DERIVATIVE
 from .functions import TRANSFER, ZERO_DERIVATIVE
 from .processing import ProcessingChain
@@ -42,6 +42,8 @@ __all__ = ["closed_form", "ClosedForm"]
 # contribution is one GEMM, ``J += d @ K`` with ``K[h, (s, r)] = M[s, h] (W G_in)[h, r]``
 # and ``d`` the ``(c, H)`` derivatives: for a one-hidden-layer network that is the entire
 # Jacobian, ``G_out W2 diag(f'(n1)) W1 G_in``, at the cost of one small GEMM per chunk.
+# Where it meets one fed by another layer, the same kernel gives that layer's per-sample
+# adjoint (NOTE: [Outer-product kernels] in :mod:`mat2grad.shallow.adjoints`).
 #
 # The forward pass repeats the module's own operations in the same order into reusable
 # buffers. Its products and ``tanh``, and the Jacobian's products, run in numpy where that
@@ -145,17 +147,6 @@ def _is_scaling(chain: ProcessingChain) -> bool:
     return all(s.fcn in ("mapminmax", "mapstd") for s in chain.steps)
 
 
-@dataclass
-class _Adjoint:
-    """d(stacked outputs)/d(activation of a layer): constant (S, H) or batched (c, S, H)."""
-
-    value: Tensor
-    batched: bool
-
-    def plus(self, other: _Adjoint) -> _Adjoint:
-        return _Adjoint(self.value + other.value, self.batched or other.batched)
-
-
 class ClosedForm:
     """Callable ``(xs, J, Y)``: fills ``J[k][jj]`` (c, S_k, R_j) and ``Y[k]`` (c, S_k) for
     one chunk, like the generic methods of :mod:`mat2grad.autodiff`."""
@@ -209,6 +200,9 @@ class ClosedForm:
             for chain in model.output_processing
         ]
         self._ws: dict[str, Tensor] = {}
+        # K of the layer-weight path per (layer, source), kept for one computation: the
+        # weights are read at call time, so release() drops them
+        self._outer: dict[tuple[int, int], Tensor] = {}
         itemsize = like.element_size()
         h_sum = sum(self.sizes.values())
         r_sum = sum(inp.size + inp.processed_size for inp in spec.inputs)
@@ -239,6 +233,7 @@ class ClosedForm:
         """Drop the work buffers when a computation ends, unless together they are at most
         KEEP_BYTES: then the next call (a small batch, where latency matters) reuses them
         instead of touching fresh pages, which cost more than its arithmetic."""
+        self._outer.clear()
         if sum(b.numel() * b.element_size() for b in self._ws.values()) > KEEP_BYTES:
             self._ws.clear()
 
@@ -340,8 +335,8 @@ class ClosedForm:
         self, c: int, n: dict[int, Tensor], a: dict[int, Tensor], J: list[list[Tensor]]
     ) -> None:
         spec = self.spec
-        adj: dict[int, _Adjoint] = {
-            layer: _Adjoint(seed, False) for layer, seed in self.seeds.items()
+        adj: dict[int, Adjoint] = {
+            layer: Adjoint(seed, False) for layer, seed in self.seeds.items()
         }
         # per selected input: terms of d(stacked outputs)/d(raw input), (c, S, R_j)
         dest: dict[int, Tensor] = {}
@@ -371,7 +366,7 @@ class ClosedForm:
                 continue  # derivative 0 almost everywhere: no contribution
             d = None
             if transfer in COLUMNWISE:
-                gn = self._columnwise_vjp(transfer, g, n[i], a[i])
+                gn = columnwise_vjp(transfer, g, n[i], a[i])
             elif transfer == "purelin":
                 gn = g
             else:
@@ -388,28 +383,39 @@ class ClosedForm:
                 if d is not None and not g.batched and w.kind == "IW":
                     # one GEMM to the raw-unit Jacobian: J += d @ K
                     j = w.source - 1
-                    # not MATLAB layout: (S, H) adjoint -> (H, S) for K[h, (s, r)]
-                    k_mat = (g.value.T[:, :, None] * weight[:, None, :]).reshape(
-                        weight.shape[0], -1
-                    )
                     flat = dest[j].view(c, -1)
                     if started[j]:
-                        flat.add_(kernels.mm(d, k_mat))
+                        flat.add_(kernels.mm(d, outer_k(g.value, weight)))
                     else:
-                        kernels.mm(d, k_mat, out=flat)
+                        kernels.mm(d, outer_k(g.value, weight), out=flat)
                         started[j] = True
+                    continue
+                if d is not None and not g.batched and outer_k_pays(g.value, weight, c):
+                    # the previous layer's adjoint in one GEMM, d @ K, without forming
+                    # g * d per sample (see NOTE: [Outer-product kernels])
+                    k_mat = self._outer.get((i, w.source))
+                    if k_mat is None:
+                        k_mat = self._outer[i, w.source] = outer_k(g.value, weight)
+                    rows = kernels.mm(d, k_mat)
+                    contribution = Adjoint(rows.view(c, -1, weight.shape[1]), True)
+                    prev = adj.get(w.source)
+                    adj[w.source] = contribution if prev is None else prev.plus(contribution)
                     continue
                 if gn is None:
                     assert d is not None
-                    gn = _Adjoint(
+                    gn = Adjoint(
                         g.value * d[:, None, :] if g.batched else g.value[None] * d[:, None, :],
                         True,
                     )
                 if w.kind == "LW":
-                    contribution = _Adjoint(kernels.mm(gn.value, weight), gn.batched)
+                    contribution = Adjoint(kernels.mm(gn.value, weight), gn.batched)
                     prev = adj.get(w.source)
                     adj[w.source] = contribution if prev is None else prev.plus(contribution)
-                else:  # weight is W G_in here: the term is in raw input units already
+                elif gn.batched and not started[w.source - 1]:
+                    # weight is W G_in here: the term is in raw input units already
+                    kernels.mm(gn.value, weight, out=dest[w.source - 1])
+                    started[w.source - 1] = True
+                else:
                     processed[w.source - 1].append(kernels.mm(gn.value, weight))
         for j in self.wrt:
             for term in processed[j]:
@@ -426,13 +432,3 @@ class ClosedForm:
             for k, out in enumerate(spec.outputs):
                 off = self.offsets[k]
                 J[k][jj].copy_(dest[j][:, off : off + out.size])
-
-    @staticmethod
-    def _columnwise_vjp(transfer: str, g: _Adjoint, n: Tensor, a: Tensor) -> _Adjoint:
-        """g . d(transfer)/dn for softmax-type layers, per sample: (c, S, H)."""
-        gv = g.value if g.batched else g.value[None]
-        am = a[:, None, :]
-        out = am * (gv - (gv * am).sum(-1, keepdim=True))  # softmax: a (g - <g, a>)
-        if transfer == "radbasn":  # a = softmax(-n^2)
-            out = out * (-2.0 * n[:, None, :])
-        return _Adjoint(out, True)
