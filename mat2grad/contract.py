@@ -34,6 +34,7 @@ __all__ = [
     "model_dtype",
     "model_dtype_device",
     "model_name",
+    "parse_device",
     "parse_dtype",
     "to_numpy",
 ]
@@ -181,3 +182,31 @@ def parse_dtype(dtype: torch.dtype | str | None, what: str = "dtype") -> torch.d
     raise Mat2GradError(
         f"{what} must be one of {', '.join(DTYPES)} (or torch.float64/torch.float32); got {dtype!r}"
     )
+
+
+def parse_device(device: torch.device | str | None, what: str = "device") -> torch.device | None:
+    """``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'mps'`` (or a torch.device) -> a device torch can
+    compute on in this process; ``None`` stays ``None`` (keep the model's own)."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise Mat2GradError(
+            f"{what} must be cpu, cuda, cuda:N or mps (a torch device); got {device!r}"
+        )
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise Mat2GradError(
+            f"{what} {device!r}: torch sees no CUDA device here (a CPU-only build of torch, "
+            "or no GPU); compute on cpu, or install a CUDA build of torch on a GPU machine"
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise Mat2GradError(
+            f"{what} {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+            f"numbered from 0"
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise Mat2GradError(f"{what} {device!r}: torch sees no MPS device here; compute on cpu")
+    return dev

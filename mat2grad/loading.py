@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .contract import parse_device
 from .errors import Mat2GradError, refuse_out_of_memory
 from .finding import FoundNetwork, find_networks, is_onnx, load_spec, network_file
 from .shallow.module import ShallowNetwork
@@ -32,6 +33,7 @@ def load(
     network: str | None = None,
     *,
     dtype: torch.dtype = torch.float64,
+    device: str | torch.device | None = None,
     **options: Any,
 ) -> nn.Module:
     """Load a trained network as a PyTorch module.
@@ -43,6 +45,8 @@ def load(
             ``net1.net``, ``STATE.network.values{1}``); needed only when the file holds
             several networks.
         dtype: ``torch.float64`` (default, MATLAB's double) or ``torch.float32``.
+        device: where the module computes, e.g. ``"cuda"`` (default: the CPU); an ONNX
+            file is checked against onnxruntime on the CPU first.
         **options: passed to the ONNX loader (ignored for MAT-files).
 
     Returns:
@@ -59,13 +63,16 @@ def load(
             f"{path}: network must be the MATLAB-style path of the network in the file, as "
             f"text ('net', 'net1.net'), found {type(network).__name__} {network!r}"
         )
+    where = parse_device(device)
     if is_onnx(path):
         from .onnx import load_onnx
 
-        return load_onnx(path, dtype=dtype, **options)
-    if options:
+        model = load_onnx(path, dtype=dtype, **options)
+    elif options:
         raise Mat2GradError(f"unexpected options for a MAT-file: {', '.join(options)}")
-    return ShallowNetwork(load_spec(path, network), dtype=dtype)
+    else:
+        model = ShallowNetwork(load_spec(path, network), dtype=dtype)
+    return model if where is None else model.to(where)
 
 
 def cached_load(path: str, network: str | None = None, **options: Any) -> nn.Module:

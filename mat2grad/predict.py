@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,15 @@ import torch
 from torch import Tensor, nn
 
 from .budget import budget_chunk, empty, forward_bytes_per_sample, ranges
-from .contract import Contract, closed_form_of, contract_of, model_dtype, to_numpy
+from .contract import (
+    Contract,
+    closed_form_of,
+    contract_of,
+    model_dtype,
+    model_dtype_device,
+    parse_device,
+    to_numpy,
+)
 from .errors import Mat2GradError, refuse_out_of_memory
 
 __all__ = [
@@ -151,7 +160,10 @@ def _declared(contract: Contract) -> tuple[tuple[int | None, ...], ...]:
 
 @refuse_out_of_memory
 def predict(
-    model: nn.Module, *x: Any, chunk_size: int | None = None
+    model: nn.Module,
+    *x: Any,
+    chunk_size: int | None = None,
+    device: str | torch.device | None = None,
 ) -> Tensor | tuple[Tensor, ...]:
     """Evaluate ``model`` on batch-first inputs without building an autograd graph.
 
@@ -165,6 +177,8 @@ def predict(
             network ``(Q, TS, R_j)`` sequences, simulated from zero delay states (for
             states, ``preparets`` and closed loops see :mod:`mat2grad.dynamic`).
         chunk_size: samples per chunk (default: from the working-set budget).
+        device: compute device, e.g. ``"cuda"`` (default: the model's); the results land
+            on the device of the first input (CPU for numpy inputs).
 
     Returns:
         ``(Q, S)`` (dynamic: ``(Q, TS, S)``) for one output, else a tuple, in the model's
@@ -183,6 +197,22 @@ def predict(
     whole = isinstance(chunk_size, int | np.integer) and not isinstance(chunk_size, bool)
     if chunk_size is not None and (not whole or chunk_size < 1):
         raise Mat2GradError(f"chunk_size must be a whole number >= 1, found {chunk_size!r}")
+    where, home = parse_device(device), model_dtype_device(model)[1]
+    if where is not None and where != home:  # the caller's model stays where it is
+        model, home = copy.deepcopy(model).to(where), where
+    result = batch[0].device
+    if any(t.device != home for t in batch):
+        batch = tuple(t.to(home) for t in batch)
+    outs = _outputs(model, batch, q, chunk_size)
+    if result == home:
+        return outs
+    if isinstance(outs, tuple):
+        return tuple(o.to(result) for o in outs)
+    return outs.to(result)
+
+
+def _outputs(model: nn.Module, batch: Sequence[Tensor], q: int, chunk_size: int | None) -> Any:
+    """The outputs on the model's device, chunk by chunk (see :func:`predict`)."""
     with torch.no_grad():
         plan, _ = closed_form_of(model, tuple(range(len(batch))))
         if plan is not None:  # a static shallow network: the closed form's forward pass

@@ -15,7 +15,7 @@ from mat2grad.budget import budget_chunk, forward_bytes_per_sample
 from mat2grad.shallow.module import ShallowNetwork
 from mat2grad.shallow.record import parse_network
 from tests.support import dynamic_records as dr
-from tests.support.helpers import MODES_RTOL, assert_close
+from tests.support.helpers import MODES_RTOL, ONNX_FIXTURES, assert_close
 from tests.support.records import network
 
 # Chunked and whole-batch evaluation do the same operations per sample; only a GEMM's
@@ -100,3 +100,38 @@ class _NotBatchFirst(nn.Module):
 def test_outputs_that_are_not_batch_first_are_refused():
     with pytest.raises(Mat2GradError, match="output 1 is not batch-first"):
         mat2grad.predict(_NotBatchFirst(), np.ones((10, 2)), chunk_size=4)
+
+
+ONNX_CNN = str(ONNX_FIXTURES / "matlab2020a_conv_fc_dropout.onnx")
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="torch sees a CUDA device here")
+
+
+def test_an_explicit_cpu_device_computes_as_the_default():
+    net = network(input_sizes=(3,), layers=((5, "tansig"), (2, "purelin")), seed=2)
+    x = np.random.default_rng(3).normal(size=(40, 3))
+    assert torch.equal(mat2grad.predict(net, x, device="cpu"), mat2grad.predict(net, x))
+    loaded = mat2grad.load(ONNX_CNN, device=torch.device("cpu"))
+    images = np.random.default_rng(4).uniform(size=(6, *loaded.input_shapes[0]))
+    assert torch.equal(mat2grad.predict(loaded, images, device="cpu"), loaded(images))
+
+
+@pytest.mark.parametrize(
+    ("device", "why"),
+    [
+        pytest.param("cuda", "torch sees no CUDA device here", marks=NO_CUDA),
+        pytest.param("cuda:0", "torch sees no CUDA device here", marks=NO_CUDA),
+        ("gpu", "must be cpu, cuda, cuda:N or mps"),
+        ("meta", "must be cpu, cuda, cuda:N or mps"),
+        (3.5, "must be cpu, cuda, cuda:N or mps"),
+    ],
+)
+def test_a_device_torch_cannot_compute_on_is_refused_before_any_work(device, why):
+    net = network(input_sizes=(3,), layers=((5, "tansig"), (2, "purelin")), seed=2)
+    x = np.zeros((4, 3))
+    for call in (
+        lambda: mat2grad.predict(net, x, device=device),
+        lambda: mat2grad.jacobian(net, x, device=device),
+        lambda: mat2grad.load(ONNX_CNN, device=device),
+    ):
+        with pytest.raises(Mat2GradError, match=why):
+            call()

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..contract import Contract, contract_of, model_dtype_device
+from ..contract import Contract, contract_of, model_dtype_device, parse_device
 from ..errors import Mat2GradError
 from ..predict import check_sample_shape, integer_tensor, numeric_tensor, sample_count
 
@@ -161,7 +161,7 @@ def setup_call(
     dtype = dtype or model_dtype
     if dtype not in (torch.float64, torch.float32):
         raise Mat2GradError(f"dtype must be torch.float64 or torch.float32, not {dtype}")
-    device = torch.device(device) if device is not None else model_device
+    device = parse_device(device) or model_device
     if dtype != model_dtype or device != model_device:
         model = copy.deepcopy(model).to(device=device, dtype=dtype)
         contract = contract_of(model)

@@ -12,7 +12,6 @@ from .._version import __version__
 from .groups import (
     add_check_args,
     add_convert_args,
-    add_dask_args,
     add_data_args,
     add_dynamic_args,
     add_form_args,
@@ -28,6 +27,7 @@ from .groups import (
     add_worker_args,
 )
 from .help import CHECK_ONNX, COMMANDS, CONVERT_DTYPE, CONVERT_EPILOG, EPILOG
+from .placement import add_dask_args, add_device_args
 
 __all__ = ["build_parser"]
 
@@ -60,6 +60,7 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
     "info": (add_info_args,),
     "predict": (
         add_model_args,
+        add_device_args,
         add_data_args,
         add_output_args,
         partial(add_onnx_args, wrt=False),
@@ -68,6 +69,7 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
     ),
     "jacobian": (
         add_model_args,
+        add_device_args,
         add_data_args,
         add_gradient_args,
         add_output_args,
@@ -78,6 +80,7 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
     ),
     "hessian": (
         add_model_args,
+        add_device_args,
         add_data_args,
         add_output_index_args,
         partial(add_gradient_args, mode=False),
@@ -86,6 +89,7 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
     ),
     "check": (
         add_model_args,
+        add_device_args,
         partial(add_data_args, required=False),
         add_check_args,
         partial(add_gradient_args, output_format=False),
@@ -94,6 +98,7 @@ _GROUPS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], ...]] = {
     "grad": (add_model_args, add_data_args, add_grad_args, add_output_args),
     "sens": (
         add_model_args,
+        add_device_args,
         add_data_args,
         add_sens_args,
         partial(add_gradient_args, mode=False),

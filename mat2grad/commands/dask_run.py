@@ -72,6 +72,11 @@ def run(opts: PredictOptions | JacobianOptions | SensOptions, how: DaskOptions) 
         raise Mat2GradError(f"{opts.command} on Dask writes a file: pass -o OUT.mat or OUT.zarr")
     if isinstance(opts, SensOptions):
         _refuse(opts)
+    if getattr(opts, "device", None):
+        raise Mat2GradError(
+            f"--device applies to computing in this process; Dask workers compute on their "
+            f"own CPUs: drop --device {opts.device} or --scheduler/--workers"
+        )
     if is_onnx(opts.file):
         raise Mat2GradError(
             f"{opts.file}: --scheduler/--workers take MATLAB networks; for ONNX models use "

@@ -122,6 +122,13 @@ class _Chunks:
 
 
 @dataclass(kw_only=True)
+class _Device:
+    """The compute device (``cpu``, ``cuda``, ``cuda:N``, ``mps``; ``None``: the CPU)."""
+
+    device: str | None = None
+
+
+@dataclass(kw_only=True)
 class _Onnx:
     """ONNX models: the data layout (``matlab`` or ``onnx``; ``None`` means ``matlab``)."""
 
@@ -181,14 +188,14 @@ class InfoOptions:
 
 
 @dataclass(kw_only=True)
-class PredictOptions(_Model, _Data, _Output, _Onnx, _Series):
+class PredictOptions(_Model, _Data, _Output, _Onnx, _Series, _Device):
     """``predict``: evaluate the network and write Y (dynamic networks: also Xf, Af)."""
 
     command: ClassVar[str] = "predict"
 
 
 @dataclass(kw_only=True)
-class JacobianOptions(_Model, _Data, _Chunks, _Output, _Onnx, _Wrt, _Series, _Form):
+class JacobianOptions(_Model, _Data, _Chunks, _Output, _Onnx, _Wrt, _Series, _Form, _Device):
     """``jacobian``: per-sample Jacobians J and outputs Y (dynamic networks: through time)."""
 
     command: ClassVar[str] = "jacobian"
@@ -197,7 +204,7 @@ class JacobianOptions(_Model, _Data, _Chunks, _Output, _Onnx, _Wrt, _Series, _Fo
 
 
 @dataclass(kw_only=True)
-class HessianOptions(_Model, _Data, _Chunks, _Output, _Onnx, _Wrt):
+class HessianOptions(_Model, _Data, _Chunks, _Output, _Onnx, _Wrt, _Device):
     """``hessian``: per-sample Hessians H of output row ``output_index`` (1-based) and Y."""
 
     command: ClassVar[str] = "hessian"
@@ -206,7 +213,7 @@ class HessianOptions(_Model, _Data, _Chunks, _Output, _Onnx, _Wrt):
 
 
 @dataclass(kw_only=True)
-class CheckOptions(_Model, _Data, _Chunks, _Onnx, _Wrt):
+class CheckOptions(_Model, _Data, _Chunks, _Onnx, _Wrt, _Device):
     """``check``: autograd Jacobians against central finite differences."""
 
     command: ClassVar[str] = "check"
@@ -242,7 +249,7 @@ class ConvertOptions(_Model, _Output):
 
 
 @dataclass(kw_only=True)
-class SensOptions(_Model, _Data, _Chunks, _Output):
+class SensOptions(_Model, _Data, _Chunks, _Output, _Device):
     """``sens``: which inputs matter: the struct S of derivative statistics (NeuralSens'
     mean, std, rms, mean_abs; per delay for dynamic networks), optionally with bootstrap
     intervals, Hessian interactions, DGSM, weight-based importance, or a committee of every

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .. import matfile
-from ..contract import contract_of, parse_dtype
+from ..contract import contract_of, parse_device, parse_dtype
 from ..errors import Mat2GradError
 from ..loading import is_onnx, load
 from .variables import IN_MEMORY, Variables, read_variables
@@ -39,11 +39,14 @@ Loader = Callable[..., nn.Module]
 
 
 def load_model(opts: Any, loader: Loader | None = None) -> nn.Module:
-    """The network of ``opts.file`` in ``opts.dtype``, after checking that the options
-    suit the kind of file (``--network`` chooses inside a MAT-file; ``--layout onnx`` and
-    ``--wrt`` apply to ONNX models). ``loader`` replaces :func:`mat2grad.load` (a cache)."""
+    """The network of ``opts.file`` in ``opts.dtype`` on ``opts.device`` (if given), after
+    checking that the options suit the kind of file (``--network`` chooses inside a MAT-file;
+    ``--layout onnx`` and ``--wrt`` apply to ONNX models). ``loader`` replaces
+    :func:`mat2grad.load` (a cache)."""
     loader = loader or load
     dtype = parse_dtype(opts.dtype, "--dtype") or torch.float64
+    device = getattr(opts, "device", None)
+    placed = {"device": str(parse_device(device, "--device"))} if device else {}
     layout, wrt = getattr(opts, "layout", None), getattr(opts, "wrt", None)
     if is_onnx(opts.file):
         if opts.network:
@@ -52,14 +55,20 @@ def load_model(opts: Any, loader: Loader | None = None) -> nn.Module:
                 "holds one model"
             )
         names = _wrt_names(wrt)
-        return loader(opts.file, dtype=dtype, **({"wrt": names} if names else {}))
+        return loader(opts.file, dtype=dtype, **placed, **({"wrt": names} if names else {}))
     if layout == "onnx" or wrt:
         which = "--layout onnx" if layout == "onnx" else "--wrt"
         raise Mat2GradError(
             f"{opts.file}: {which} applies to ONNX models; a MATLAB network takes R x Q "
             "inputs (--samples rows for Q x R)"
         )
-    return loader(opts.file, opts.network, dtype=dtype)
+    model = loader(opts.file, opts.network, dtype=dtype, **placed)
+    if placed and contract_of(model).is_dynamic and placed["device"] != "cpu":
+        raise Mat2GradError(
+            f"{opts.file}: --device {device} applies to static networks; a network with "
+            "delays or feedback is simulated step by step on the CPU: drop --device"
+        )
+    return model
 
 
 def _wrt_names(wrt: list[str] | None) -> list[str]:

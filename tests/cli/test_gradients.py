@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+import torch
 
 import mat2grad
 from mat2grad import matfile
@@ -489,3 +490,46 @@ def test_threads_default_to_the_measured_one(capsys, tmp_path, given):
         assert torch.get_num_threads() == (DEFAULT_THREADS if given is None else int(given))
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("command", ["jacobian", "predict"])
+def test_device_cpu_writes_what_the_default_writes(capsys, tmp_path, command):
+    from tests.support.helpers import FIXTURES
+
+    src = FIXTURES / "example_fitnet.mat"
+    outs = []
+    for extra in ([], ["--device", "cpu"]):
+        out = tmp_path / f"{command}{len(extra)}.mat"
+        code, _, err = run(
+            capsys, command, src, "--inputs", src, "--inputs-var", "X", "-o", out, *extra
+        )
+        assert code == 0, err
+        outs.append(scipy.io.loadmat(out))
+    names = sorted(k for k in outs[0] if not k.startswith("__"))
+    assert names and names == sorted(k for k in outs[1] if not k.startswith("__"))
+    for name in names:
+        assert np.array_equal(outs[0][name], outs[1][name]), name
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        (["--device", "gpu"], "--device must be cpu, cuda, cuda:N or mps"),
+        pytest.param(
+            ["--device", "cuda"],
+            "--device 'cuda': torch sees no CUDA device here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="torch sees a CUDA device"),
+        ),
+        (["--device", "cpu", "--workers", "1"], "Dask workers compute on their own CPUs"),
+    ],
+)
+def test_a_device_the_command_cannot_use_is_one_line(capsys, tmp_path, extra, why):
+    from tests.support.helpers import FIXTURES
+
+    src = FIXTURES / "example_fitnet.mat"
+    out = tmp_path / "J.mat"
+    code, _, err = run(
+        capsys, "jacobian", src, "--inputs", src, "--inputs-var", "X", "-o", out, *extra
+    )
+    assert_one_line_error(code, err, why)
+    assert not out.exists()
