@@ -19,7 +19,13 @@ from torch.func import jacfwd, jacrev, vmap
 from mat2grad.onnx import describe_onnx, load_onnx
 from mat2grad.onnx.ops.control_flow import OnnxLoop, OnnxScan
 from mat2grad.onnx.ops.loop_hoisting import MIN_STEPS
-from tests.support.helpers import CORPUS, ONNX_FIXTURE_RTOL, ONNX_FIXTURES, assert_scaled_close
+from tests.support.helpers import (
+    CORPUS,
+    ONNX_FIXTURE_RTOL,
+    ONNX_FIXTURES,
+    assert_scaled_close,
+    backward_node_types,
+)
 
 EXPORTS = sorted(
     str(p)
@@ -359,14 +365,8 @@ def _step_views(net, steps: int) -> int:
     """Per-step view nodes (select, slice) in the backward graph of ``net`` on ``steps``
     steps of input."""
     x = torch.zeros(2, steps, C, dtype=torch.float64, requires_grad=True)
-    seen, stack = set(), [o.grad_fn for o in _outputs(net, x)]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        stack.extend(f for f, _ in node.next_functions)
-    return sum(type(n).__name__ in ("SelectBackward0", "SliceBackward0") for n in seen)
+    nodes = backward_node_types(_outputs(net, x))
+    return nodes["SelectBackward0"] + nodes["SliceBackward0"]
 
 
 @pytest.mark.parametrize("source", ["loop", "scan"])

@@ -10,8 +10,6 @@ steps as one unbind]).
 
 from __future__ import annotations
 
-import collections
-
 import numpy as np
 import onnx
 import pytest
@@ -20,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch.func import jacrev, vmap
 
 from mat2grad.onnx import load_onnx
-from tests.support.helpers import FD_RTOL, FD_STEP, assert_scaled_close
+from tests.support.helpers import FD_RTOL, FD_STEP, assert_scaled_close, backward_node_types
 
 F, H = 3, 4  # input features, hidden size
 
@@ -113,18 +111,6 @@ def test_reverse_mode_matches_central_differences(tmp_path, case):
             assert_scaled_close(got[q], want, FD_RTOL, f"{case}, sample {q}")
 
 
-def _backward_nodes(outputs) -> collections.Counter:
-    """Node types of the backward graph behind ``outputs``."""
-    seen, stack = set(), [o.grad_fn for o in outputs]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        stack.extend(f for f, _ in node.next_functions)
-    return collections.Counter(type(n).__name__ for n in seen)
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_steps_are_viewed_once_per_sequence_not_once_per_step(tmp_path, case):
     kind, options = CASES[case]
@@ -133,7 +119,7 @@ def test_steps_are_viewed_once_per_sequence_not_once_per_step(tmp_path, case):
     for steps in (8, 24):
         net = _load(tmp_path, kind, steps, options)
         x = torch.zeros(2, steps, F, dtype=torch.float64, requires_grad=True)
-        nodes = _backward_nodes(net(x))
+        nodes = backward_node_types(net(x))
         assert nodes["UnbindBackward0"] == dirs, nodes
         counts[steps] = {k: nodes[k] for k in ("SelectBackward0", "SliceBackward0")}
     # the views of one step each cost the whole sequence in the backward pass: their number

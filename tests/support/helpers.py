@@ -3,6 +3,7 @@ the repo), the committed fixtures, and the tolerances used everywhere."""
 
 from __future__ import annotations
 
+import collections
 import copy
 import os
 import subprocess
@@ -386,3 +387,16 @@ def custom_sin(gradient_factor: float = 1.0) -> type[torch.autograd.Function]:
             return g * torch.cos(x) * gradient_factor
 
     return CustomSin
+
+
+def backward_node_types(outputs) -> collections.Counter:
+    """How many nodes of each type the backward graph behind ``outputs`` holds (autograd
+    node class names: ``SelectBackward0``, ``UnbindBackward0``, ...)."""
+    seen, stack = set(), [o.grad_fn for o in outputs]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(f for f, _ in node.next_functions)
+    return collections.Counter(type(n).__name__ for n in seen)
