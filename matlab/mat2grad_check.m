@@ -20,6 +20,7 @@ function [ok, report] = mat2grad_check(net, X, varargin)
 %     'Network'    path of the network inside a MAT-file holding several ('net1')
 %     'Samples'    'columns' (default, X is R-by-Q) or 'rows' (X is Q-by-R)
 %     'DataType'   'double' (default) or 'single'
+%     'Device'     'cpu' (default), 'cuda', 'cuda:N' or 'mps', as for MAT2GRAD_JACOBIAN
 %     'Wrt'        ONNX files: the input(s) to check the derivatives with respect to
 %                  (name or cellstr); default: every floating input
 %     'Layout'     ONNX files: 'matlab' (default: X as MAT2GRAD_PREDICT takes it) or
@@ -46,8 +47,8 @@ function [ok, report] = mat2grad_check(net, X, varargin)
   if nargin < 1
     error('mat2grad:check:nargin', 'mat2grad: usage: ok = mat2grad_check(NET, X, ...)');
   end
-  options = parse_options('check', {'Tol', 'Network', 'Samples', 'DataType', 'Layout', ...
-                          'Wrt'}, varargin);
+  options = parse_options('check', {'Tol', 'Network', 'Samples', 'DataType', 'Device', ...
+                          'Layout', 'Wrt'}, varargin);
   data = struct();
   if nargin >= 2 && ~isempty(X)
     check_data('check', X, 'X', is_onnx_path(net));

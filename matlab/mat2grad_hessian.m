@@ -12,6 +12,7 @@ function H = mat2grad_hessian(net, X, varargin)
 %                  Q-by-R and H is Q-by-R-by-R
 %     'ChunkSize'  samples processed at a time (bounds the memory; default: automatic)
 %     'DataType'   'double' (default) or 'single': the precision of the computation
+%     'Device'     'cpu' (default), 'cuda', 'cuda:N' or 'mps', as for MAT2GRAD_JACOBIAN
 %
 %   ONNX models (NET the path of an .onnx file, one output) take X as MAT2GRAD_PREDICT
 %   does (features C-by-N, images H-by-W-by-C-by-N, sequences C-by-N-by-T). H(:,:,n) is
@@ -46,7 +47,8 @@ function H = mat2grad_hessian(net, X, varargin)
     error('mat2grad:hessian:nargin', 'mat2grad: usage: H = mat2grad_hessian(NET, X, ...)');
   end
   options = parse_options('hessian', ...
-    {'Output', 'Network', 'Samples', 'ChunkSize', 'DataType', 'Layout', 'Wrt'}, varargin);
+    {'Output', 'Network', 'Samples', 'ChunkSize', 'DataType', 'Device', 'Layout', 'Wrt'}, ...
+    varargin);
   check_data('hessian', X, 'X', is_onnx_path(net));
   data = struct();
   data.X = X;

@@ -16,6 +16,8 @@ function [J, Y] = mat2grad_jacobian(net, X, varargin)
 %                  (forward mode, best when R < S): the same numbers, different speed
 %     'ChunkSize'  samples processed at a time (bounds the memory; default: automatic)
 %     'DataType'   'double' (default) or 'single': the precision of the computation
+%     'Device'     'cpu' (default), 'cuda', 'cuda:N' or 'mps': where PyTorch computes,
+%                  if it sees that device (static networks); results come back as usual
 %
 %   ONNX models (NET the path of an .onnx file) take X as MAT2GRAD_PREDICT does (features
 %   C-by-N, images H-by-W-by-C-by-N, sequences C-by-N-by-T; a cell for several inputs).
@@ -76,8 +78,8 @@ function [J, Y] = mat2grad_jacobian(net, X, varargin)
     error('mat2grad:jacobian:nargin', 'mat2grad: usage: [J, Y] = mat2grad_jacobian(NET, X, ...)');
   end
   options = parse_options('jacobian', {'Network', 'Samples', 'Mode', 'ChunkSize', ...
-    'DataType', 'Layout', 'Wrt', 'Form', 'MaxLag', 'OutputWeights', 'Xi', 'Ai', 'Targets', ...
-    'Prepare', 'ClosedLoop', 'KnownInputs', 'KnownTargets', 'Steps'}, varargin);
+    'DataType', 'Device', 'Layout', 'Wrt', 'Form', 'MaxLag', 'OutputWeights', 'Xi', 'Ai', ...
+    'Targets', 'Prepare', 'ClosedLoop', 'KnownInputs', 'KnownTargets', 'Steps'}, varargin);
   if is_octave()
     options(end+1, :) = {'format', 'v7'};  % Octave cannot read MAT v7.3 (HDF5) files
   end
@@ -112,6 +114,19 @@ end
 %! assert (size (J), [7 2 5]);
 %! m2g_test_close (Y, Yref', 1e-12);
 %! m2g_test_close (J, permute (m2g_test_jacobian (net, X), [3 1 2]), 1e-12);
+
+%!test
+%! % the compute device reaches the command line: the CPU named computes as the default;
+%! % a device torch cannot use is one error saying so
+%! [J, Y] = mat2grad_jacobian (net, X, 'Device', 'cpu');
+%! m2g_test_close (Y, Yref, 1e-12);
+%! m2g_test_close (J, m2g_test_jacobian (net, X), 1e-12);
+%! try
+%!   mat2grad_jacobian (net, X, 'Device', 'gpu');
+%!   error ('no error for Device gpu');
+%! catch err
+%!   assert (! isempty (strfind (err.message, '--device must be cpu, cuda')), err.message);
+%! end
 
 %!test
 %! % two inputs and two outputs: J is a numOutputs-by-numInputs cell of blocks

@@ -10,6 +10,7 @@ function [Y, Xf, Af] = mat2grad_predict(net, X, varargin)
 %     'Samples'   'columns' (default): X is R-by-Q, one sample per column, and Y is
 %                 S-by-Q; 'rows': X is Q-by-R and Y is Q-by-S
 %     'DataType'  'double' (default) or 'single': the precision of the computation
+%     'Device'    'cpu' (default), 'cuda', 'cuda:N' or 'mps', as for MAT2GRAD_JACOBIAN
 %                 (results are returned as double)
 %
 %   ONNX models (NET the path of an .onnx file) take X as MATLAB holds data for their
@@ -70,8 +71,9 @@ function [Y, Xf, Af] = mat2grad_predict(net, X, varargin)
   if nargin < 2
     error('mat2grad:predict:nargin', 'mat2grad: usage: Y = mat2grad_predict(NET, X, ...)');
   end
-  options = parse_options('predict', {'Network', 'Samples', 'DataType', 'Layout', 'Xi', ...
-    'Ai', 'Targets', 'Prepare', 'ClosedLoop', 'KnownInputs', 'KnownTargets', 'Steps'}, varargin);
+  options = parse_options('predict', {'Network', 'Samples', 'DataType', 'Device', 'Layout', ...
+    'Xi', 'Ai', 'Targets', 'Prepare', 'ClosedLoop', 'KnownInputs', 'KnownTargets', ...
+    'Steps'}, varargin);
   check_data('predict', X, 'X', is_onnx_path(net));
   data = struct();
   data.X = X;

@@ -31,7 +31,8 @@ function S = mat2grad_sensitivity(net, X, varargin)
 %                    (across networks) and S.<stat>_networks (S-by-R-by-M)
 %     'Plot'         true: draw the charts with MATLAB's graphics (mean against std, rms
 %                    bars with intervals, lag or interaction heat maps)
-%     'Network', 'Samples', 'DataType', 'ChunkSize', 'MaxLag'  as for MAT2GRAD_JACOBIAN
+%     'Network', 'Samples', 'DataType', 'ChunkSize', 'MaxLag', 'Device'  as for
+%                MAT2GRAD_JACOBIAN
 %   To save the charts to a file instead, run the command line's mat2grad sens ... --plot
 %   S.png (matplotlib).
 %
@@ -55,7 +56,7 @@ function S = mat2grad_sensitivity(net, X, varargin)
   end
   [own, rest] = split_options(varargin);
   options = parse_options('sensitivity', {'Network', 'Samples', 'DataType', 'ChunkSize', ...
-                                          'MaxLag'}, rest);
+                                          'MaxLag', 'Device'}, rest);
   if is_octave()
     options(end+1, :) = {'format', 'v7'};  % Octave cannot read MAT v7.3 (HDF5) files
   end

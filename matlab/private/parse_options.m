@@ -12,6 +12,7 @@ function options = parse_options(fn, names, args)
 %     'DataType'    char     --dtype        'double' (default) or 'single' (computation)
 %     'Mode'        char     --mode         'auto', 'rev' or 'fwd'
 %     'ChunkSize'   integer  --chunk-size   samples per chunk
+%     'Device'      char     --device       'cpu' (default), 'cuda', 'cuda:N' or 'mps'
 %     'Layout'      char     --layout       ONNX files: 'matlab' or 'onnx' data layout
 %     'Output'      integer  --output-index which output element (Hessian)
 %     'Performance' char     --performance  'mse', 'sse', 'mae', 'sae', 'crossentropy'
@@ -66,6 +67,8 @@ function options = parse_options(fn, names, args)
         options(end+1, :) = {'mode', validatestring(value, {'auto', 'rev', 'fwd'})};
       case 'ChunkSize'
         options(end+1, :) = {'chunk-size', sprintf('%d', value)};
+      case 'Device'
+        options(end+1, :) = {'device', lower(value)};
       case 'Layout'
         options(end+1, :) = {'layout', validatestring(value, {'matlab', 'onnx'})};
       case 'Output'
@@ -119,7 +122,7 @@ end
 
 function ok = check_value(name, value, where)
   switch name
-    case 'Network'
+    case {'Network', 'Device'}
       validateattributes(value, {'char'}, {'row', 'nonempty'}, where, name);
     case 'Wrt'
       if iscell(value)
@@ -198,6 +201,10 @@ end
 %!test
 %! assert (size (parse_options ('predict', {'Network', 'Samples'}, {})), [0 2]);
 %!error <ChunkSize> parse_options ('jacobian', {'ChunkSize'}, {'ChunkSize', 0})
+%!test
+%! o = parse_options ('jacobian', {'Device'}, {'device', 'CUDA:1'});
+%! assert (o, {'device', 'cuda:1'});
+%!error <Device> parse_options ('jacobian', {'Device'}, {'Device', 1})
 %!error <ChunkSize> parse_options ('jacobian', {'ChunkSize'}, {'ChunkSize', 2.5})
 %!error <Mode> parse_options ('jacobian', {'Mode'}, {'Mode', 'sideways'})
 %!test
