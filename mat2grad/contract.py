@@ -190,7 +190,7 @@ def parse_device(device: torch.device | str | None, what: str = "device") -> tor
     if device is None:
         return None
     try:
-        dev = torch.device(device)
+        dev = torch.device(device.strip().lower() if isinstance(device, str) else device)
     except (RuntimeError, TypeError, ValueError):
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda", "mps"):

@@ -109,7 +109,8 @@ NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="torch sees a CUD
 def test_an_explicit_cpu_device_computes_as_the_default():
     net = network(input_sizes=(3,), layers=((5, "tansig"), (2, "purelin")), seed=2)
     x = np.random.default_rng(3).normal(size=(40, 3))
-    assert torch.equal(mat2grad.predict(net, x, device="cpu"), mat2grad.predict(net, x))
+    for device in ("cpu", " CPU", torch.device("cpu")):
+        assert torch.equal(mat2grad.predict(net, x, device=device), mat2grad.predict(net, x))
     loaded = mat2grad.load(ONNX_CNN, device=torch.device("cpu"))
     images = np.random.default_rng(4).uniform(size=(6, *loaded.input_shapes[0]))
     assert torch.equal(mat2grad.predict(loaded, images, device="cpu"), loaded(images))
