@@ -17,8 +17,8 @@ __all__ = ["OUTER_K_BYTES", "Adjoint", "columnwise_vjp", "outer_k", "outer_k_pay
 #   (H, S*M), the same multiply-adds as the per-sample route, g * d formed for every sample
 #   (c, S, H) and multiplied by W, without forming it. Used into the Jacobian where W is an
 #   input weight, and into the previous layer's adjoint where W is a layer weight and K
-#   costs no more to form than g * d (c >= M; it is kept for the computation's later
-#   chunks, since g and W are the same for all) and stays small (model B of
+#   costs no more to form than g * d (c >= M) and stays small. g and W are the same for
+#   every chunk of a computation, so K is made on its first chunk and kept (model B of
 #   benchmarks/speed.py, 64-256-256-10: 25.1 GMAC/s for (385 x 256) @ (256 x 2560) against
 #   22.1 for (3850 x 256) @ (256 x 256), and no 2 MB product of g and d per chunk).
 

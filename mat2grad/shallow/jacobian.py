@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -200,9 +201,9 @@ class ClosedForm:
             for chain in model.output_processing
         ]
         self._ws: dict[str, Tensor] = {}
-        # K of the layer-weight path per (layer, source), kept for one computation: the
-        # weights are read at call time, so release() drops them
-        self._outer: dict[tuple[int, int], Tensor] = {}
+        # what is the same for every chunk of one computation (W G_in, the outer-product
+        # kernels): the weights are read at call time, so release() drops them
+        self._kept: dict[tuple[str, int, int], Tensor] = {}
         itemsize = like.element_size()
         h_sum = sum(self.sizes.values())
         r_sum = sum(inp.size + inp.processed_size for inp in spec.inputs)
@@ -233,9 +234,16 @@ class ClosedForm:
         """Drop the work buffers when a computation ends, unless together they are at most
         KEEP_BYTES: then the next call (a small batch, where latency matters) reuses them
         instead of touching fresh pages, which cost more than its arithmetic."""
-        self._outer.clear()
+        self._kept.clear()
         if sum(b.numel() * b.element_size() for b in self._ws.values()) > KEEP_BYTES:
             self._ws.clear()
+
+    def _once(self, key: tuple[str, int, int], make: Callable[[], Tensor]) -> Tensor:
+        """``make()``, made on the computation's first chunk and kept for its others."""
+        value = self._kept.get(key)
+        if value is None:
+            value = self._kept[key] = make()
+        return value
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> Tensor:
         """A reusable work buffer (first-touch page faults cost more than the maths)."""
@@ -379,24 +387,25 @@ class ClosedForm:
                 if w.kind == "IW":
                     # to raw input units at once: (g W) G_in = g (W G_in), W G_in (H x R_j)
                     # formed once instead of multiplying every sample's rows by G_in
-                    weight = weight @ self.g_in[w.source - 1]
+                    raw = partial(torch.matmul, weight, self.g_in[w.source - 1])
+                    weight = self._once(("W G_in", i, w.source), raw)
+                # a constant adjoint's kernel K (see NOTE: [Outer-product kernels])
+                k_key, k_make = ("K " + w.kind, i, w.source), partial(outer_k, g.value, weight)
                 if d is not None and not g.batched and w.kind == "IW":
                     # one GEMM to the raw-unit Jacobian: J += d @ K
                     j = w.source - 1
+                    k_mat = self._once(k_key, k_make)
                     flat = dest[j].view(c, -1)
                     if started[j]:
-                        flat.add_(kernels.mm(d, outer_k(g.value, weight)))
+                        flat.add_(kernels.mm(d, k_mat))
                     else:
-                        kernels.mm(d, outer_k(g.value, weight), out=flat)
+                        kernels.mm(d, k_mat, out=flat)
                         started[j] = True
                     continue
                 if d is not None and not g.batched and outer_k_pays(g.value, weight, c):
                     # the previous layer's adjoint in one GEMM, d @ K, without forming
-                    # g * d per sample (see NOTE: [Outer-product kernels])
-                    k_mat = self._outer.get((i, w.source))
-                    if k_mat is None:
-                        k_mat = self._outer[i, w.source] = outer_k(g.value, weight)
-                    rows = kernels.mm(d, k_mat)
+                    # g * d per sample
+                    rows = kernels.mm(d, self._once(k_key, k_make))
                     contribution = Adjoint(rows.view(c, -1, weight.shape[1]), True)
                     prev = adj.get(w.source)
                     adj[w.source] = contribution if prev is None else prev.plus(contribution)

@@ -57,7 +57,26 @@ def test_closed_form_through_the_layer_weight_path_agrees_with_autograd(monkeypa
     # K formed once for all chunks (16, 16, 8 samples, each at least 7); below it the
     # adjoints are per sample
     assert kernels == [(5, 7)], kernels
-    assert not net.__dict__["_mat2grad_closed_form"][1]._outer  # dropped after the call
+    assert not net.__dict__["_mat2grad_closed_form"][1]._kept  # dropped after the call
     for mode in ("rev", "fwd"):
         other = mat2grad.jacobian(net, x, mode=mode)
         assert_close(analytic.numpy(), other.numpy(), MODES_RTOL, f"analytic vs {mode}")
+
+
+def test_the_input_weights_kernel_is_made_once_per_computation(monkeypatch):
+    # one hidden layer: the whole Jacobian is d @ K, K formed on the first of 4 chunks
+    net = network(input_sizes=(4,), layers=((6, "tansig"), (3, "purelin")), seed=5)
+    x = torch.from_numpy(np.random.default_rng(2).uniform(-2, 2, (40, 4)))
+    kernels = []
+    original = closed.outer_k
+
+    def counted(adj, weight):
+        kernels.append(tuple(weight.shape))
+        return original(adj, weight)
+
+    monkeypatch.setattr(closed, "outer_k", counted)
+    for _ in range(2):  # a second computation makes its own
+        analytic = mat2grad.jacobian(net, x, mode="analytic", chunk_size=10)
+    assert kernels == [(6, 4), (6, 4)], kernels
+    other = mat2grad.jacobian(net, x, mode="rev")
+    assert_close(analytic.numpy(), other.numpy(), MODES_RTOL, "analytic vs rev")
