@@ -12,6 +12,7 @@ whole contract.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "model_dtype",
     "model_dtype_device",
     "model_name",
+    "on_device",
     "parse_device",
     "parse_dtype",
     "to_numpy",
@@ -165,6 +167,17 @@ def model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
         if t.is_floating_point():
             return t.dtype, t.device
     return torch.float64, torch.device("cpu")
+
+
+def on_device(
+    model: nn.Module, device: torch.device | None, dtype: torch.dtype | None = None
+) -> nn.Module:
+    """``model`` itself where ``device`` and ``dtype`` (``None``: the model's own) are its
+    own, else a copy of it moved there: the caller's model is never moved."""
+    own_dtype, own_device = model_dtype_device(model)
+    if (device or own_device) == own_device and (dtype or own_dtype) == own_dtype:
+        return model
+    return copy.deepcopy(model).to(device=device or own_device, dtype=dtype or own_dtype)
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from .contract import (
     contract_of,
     model_dtype,
     model_dtype_device,
+    on_device,
     parse_device,
     to_numpy,
 )
@@ -197,10 +197,8 @@ def predict(
     whole = isinstance(chunk_size, int | np.integer) and not isinstance(chunk_size, bool)
     if chunk_size is not None and (not whole or chunk_size < 1):
         raise Mat2GradError(f"chunk_size must be a whole number >= 1, found {chunk_size!r}")
-    where, home = parse_device(device), model_dtype_device(model)[1]
-    if where is not None and where != home:  # the caller's model stays where it is
-        model, home = copy.deepcopy(model).to(where), where
-    result = batch[0].device
+    model = on_device(model, parse_device(device))
+    home, result = model_dtype_device(model)[1], batch[0].device
     if any(t.device != home for t in batch):
         batch = tuple(t.to(home) for t in batch)
     outs = _outputs(model, batch, q, chunk_size)

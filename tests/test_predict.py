@@ -136,3 +136,15 @@ def test_a_device_torch_cannot_compute_on_is_refused_before_any_work(device, why
     ):
         with pytest.raises(Mat2GradError, match=why):
             call()
+
+
+def test_on_device_moves_a_copy_and_never_the_callers_model():
+    from mat2grad.contract import model_dtype_device, on_device
+
+    net = network(input_sizes=(3,), layers=((5, "tansig"), (2, "purelin")), seed=2)
+    assert on_device(net, None) is net
+    assert on_device(net, torch.device("cpu"), torch.float64) is net
+    single = on_device(net, None, torch.float32)
+    assert single is not net
+    assert model_dtype_device(single) == (torch.float32, torch.device("cpu"))
+    assert model_dtype_device(net) == (torch.float64, torch.device("cpu"))

@@ -5,7 +5,6 @@ mode, no parameter gradients) for the duration of the call."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..contract import Contract, contract_of, model_dtype_device, parse_device
+from ..contract import Contract, contract_of, model_dtype_device, on_device, parse_device
 from ..errors import Mat2GradError
 from ..predict import check_sample_shape, integer_tensor, numeric_tensor, sample_count
 
@@ -162,9 +161,9 @@ def setup_call(
     if dtype not in (torch.float64, torch.float32):
         raise Mat2GradError(f"dtype must be torch.float64 or torch.float32, not {dtype}")
     device = parse_device(device) or model_device
-    if dtype != model_dtype or device != model_device:
-        model = copy.deepcopy(model).to(device=device, dtype=dtype)
-        contract = contract_of(model)
+    moved = on_device(model, device, dtype)
+    if moved is not model:
+        model, contract = moved, contract_of(moved)
     first = xs[0]
     result_device = first.device if isinstance(first, Tensor) else torch.device("cpu")
     integer = contract.integer_inputs(len(xs))
