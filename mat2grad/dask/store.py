@@ -163,14 +163,13 @@ def _fused(arrays: Mapping[str, da.Array]) -> tuple[Blocks, list[int]] | None:
     """The recipe shared by every array and each array's place in its results, where the
     blocks can be written where they are computed (see NOTE: [Blocks written where they
     are computed]); else None."""
-    found = [recipe_of(x) for x in arrays.values()]
-    recipes = {id(f[0]) for f in found if f is not None}
-    if None in found or len(recipes) != 1:
+    found = [f for f in (recipe_of(x) for x in arrays.values()) if f is not None]
+    if len(found) < len(arrays) or len({id(recipe) for recipe, _ in found}) != 1:
         return None  # an array of its own, or arrays of several calls
-    recipe = found[0][0] if found[0] is not None else None
-    if recipe is None or not _is_regular(recipe.xs[0].chunks[0]):
+    recipe = found[0][0]
+    if not _is_regular(recipe.xs[0].chunks[0]):
         return None  # uneven blocks: the other way rechunks them
-    return recipe, [f[1] for f in found if f is not None]
+    return recipe, [place for _, place in found]
 
 
 def _fused_writes(
