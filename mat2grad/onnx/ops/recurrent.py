@@ -87,10 +87,11 @@ def activation_list(
 #   step gradients once; the gates likewise come from one ``split`` per step, and the
 #   recurrence weights are transposed (GRU: split per gate) once per direction, not per
 #   step. The values are the same views as before. The LSTM step also runs its three
-#   sigmoid gates through one call and adds the recurrence bias once per sequence. Measured
-#   on the ONNX LSTM of benchmarks/speed.py (120 steps of 5 features, hidden size 32, a
-#   150-output head; one thread), one sample's Jacobian by reverse mode: 311 -> 191 ms by
-#   replicated samples, 288 -> 54 ms by vmap (a loop of calls), its forward pass 7 ms.
+#   sigmoid gates through one call, and LSTM and RNN add the recurrence bias once per
+#   sequence. Measured on the ONNX LSTM of benchmarks/speed.py (120 steps of 5 features,
+#   hidden size 32, a 150-output head; one thread), one sample's Jacobian by reverse mode:
+#   311 -> 191 ms by replicated samples, 288 -> 54 ms by vmap (a loop of calls), its
+#   forward pass 7 ms.
 
 
 class OnnxRecurrent(nn.Module):
@@ -165,9 +166,10 @@ class OnnxRecurrent(nn.Module):
             xw = torch.matmul(x, w[d].transpose(0, 1))  # (T, N, G*H)
             if wb is not None:
                 xw = xw + wb
-            if self.kind == "LSTM" and rb is not None:
-                xw = xw + rb  # LSTM adds both biases to every gate: once here, not per step
-                rb = None
+            if self.kind != "GRU" and rb is not None:
+                # LSTM and RNN add both biases whole (GRU's reset gate scales part of its
+                # recurrence bias): once here, not at every step
+                xw, rb = xw + rb, None
             # one view per step and the recurrence weights per gate, taken once (see NOTE:
             # [Recurrent steps as one unbind])
             xw_steps = xw.unbind(0)
@@ -204,10 +206,11 @@ class OnnxRecurrent(nn.Module):
         self, r: torch.Tensor, rb: torch.Tensor | None
     ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """The recurrence weights transposed, ``(H, G*H)`` (RNN, LSTM: one product for all
-        gates) or per gate ``[(H, H)] * 3`` (GRU, whose reset gate multiplies before or
-        after its third product), and the recurrence bias, whole or per gate likewise."""
+        gates; their recurrence bias is in the input products already) or per gate
+        ``[(H, H)] * 3`` with the recurrence bias per gate (GRU, whose reset gate
+        multiplies before or after its third product)."""
         if self.kind != "GRU":
-            return [r.transpose(0, 1)], None if rb is None else [rb]
+            return [r.transpose(0, 1)], None
         per_gate = [m.transpose(0, 1) for m in r.split(self.hidden_size)]
         return per_gate, None if rb is None else list(rb.split(self.hidden_size))
 
@@ -223,10 +226,7 @@ class OnnxRecurrent(nn.Module):
         hid = self.hidden_size
         rt, rb = weights
         if self.kind == "RNN":
-            hr = torch.matmul(h, rt[0])
-            if rb is not None:
-                hr = hr + rb[0]
-            return self._act(acts[0], self._pre(xw + hr)), c
+            return self._act(acts[0], self._pre(torch.addmm(xw, h, rt[0]))), c
         if self.kind == "GRU":
             rz, rr, rh = rt
             xz, xr, xh = xw.split(hid, dim=1)
@@ -247,8 +247,7 @@ class OnnxRecurrent(nn.Module):
                     pre_h = pre_h + rb[2]
             hh = self._act(acts[1], self._pre(pre_h))
             return (1 - z) * hh + z * h, c
-        # LSTM, gates in ONNX order i, o, f, c; the recurrence bias is folded into the input
-        # products once per direction (run), so one addmm per step
+        # LSTM, gates in ONNX order i, o, f, c: one addmm per step
         pre = torch.addmm(xw, h, rt[0])
         if p is None:  # i, o, f through one call of their common activation
             sig, pre_c = pre.split((3 * hid, hid), dim=1)
