@@ -35,6 +35,19 @@ def test_the_layer_weight_path_needs_enough_samples_and_a_small_kernel():
     assert not outer_k_pays(wide, weight, 10**6)  # K over OUTER_K_BYTES
 
 
+def _count_kernels(monkeypatch) -> list[tuple[int, ...]]:
+    """The weight shape of every outer-product kernel the closed form makes, in order."""
+    kernels = []
+    original = closed.outer_k
+
+    def counted(adj, weight):
+        kernels.append(tuple(weight.shape))
+        return original(adj, weight)
+
+    monkeypatch.setattr(closed, "outer_k", counted)
+    return kernels
+
+
 @pytest.mark.parametrize("chunk", [None, 16])
 def test_closed_form_through_the_layer_weight_path_agrees_with_autograd(monkeypatch, chunk):
     net = network(
@@ -44,14 +57,7 @@ def test_closed_form_through_the_layer_weight_path_agrees_with_autograd(monkeypa
         dtype=torch.float64,
     )
     x = torch.from_numpy(np.random.default_rng(1).uniform(-2, 2, (40, 4)))
-    kernels = []
-    original = closed.outer_k
-
-    def counted(adj, weight):
-        kernels.append(tuple(weight.shape))
-        return original(adj, weight)
-
-    monkeypatch.setattr(closed, "outer_k", counted)
+    kernels = _count_kernels(monkeypatch)
     analytic = mat2grad.jacobian(net, x, mode="analytic", chunk_size=chunk)
     # layer 3 <- 2 (W 5 x 7, a constant adjoint from the purelin output) takes the path, its
     # K formed once for all chunks (16, 16, 8 samples, each at least 7); below it the
@@ -67,14 +73,7 @@ def test_the_input_weights_kernel_is_made_once_per_computation(monkeypatch):
     # one hidden layer: the whole Jacobian is d @ K, K formed on the first of 4 chunks
     net = network(input_sizes=(4,), layers=((6, "tansig"), (3, "purelin")), seed=5)
     x = torch.from_numpy(np.random.default_rng(2).uniform(-2, 2, (40, 4)))
-    kernels = []
-    original = closed.outer_k
-
-    def counted(adj, weight):
-        kernels.append(tuple(weight.shape))
-        return original(adj, weight)
-
-    monkeypatch.setattr(closed, "outer_k", counted)
+    kernels = _count_kernels(monkeypatch)
     for _ in range(2):  # a second computation makes its own
         analytic = mat2grad.jacobian(net, x, mode="analytic", chunk_size=10)
     assert kernels == [(6, 4), (6, 4)], kernels
